@@ -1,0 +1,213 @@
+// Wires one Agent Proxy process: data directory, store, CA, proxy listener and
+// admin API. `serve` and the tests start the product through `startAgentProxy`.
+
+import 'reflect-metadata';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { buildAdminServer, type ApplyResult } from '../admin/adminServer.ts';
+import { AuditLog } from '../audit/auditLog.ts';
+import { validateBundlesDocument } from '../config/bundlesFile.ts';
+import { StaticCredentialInjector, type CredentialInjector } from '../credentials/injection.ts';
+import type { ProxyConfig } from '../domain/types.ts';
+import { createLogger, type Logger } from '../log.ts';
+import { compileConfig, type CompiledConfig } from '../policy/compiledConfig.ts';
+import { Dialer, systemResolver, type HostResolver, type ResolvePin } from '../proxy/dialer.ts';
+import { ProxyServer } from '../proxy/proxyServer.ts';
+import { SandboxRequestHandler } from '../proxy/sandboxRequest.ts';
+import { TlsInterceptor } from '../proxy/tlsInterceptor.ts';
+import { UpstreamPool } from '../proxy/upstreamPool.ts';
+import { WebSocketRelay } from '../proxy/webSocketRelay.ts';
+import { SessionAuthenticator } from '../sessions/sessionAuthenticator.ts';
+import { SessionService } from '../sessions/sessionService.ts';
+import { openSqliteStore } from '../store/openStore.ts';
+import type { ConfigChanges, Store } from '../store/store.ts';
+import { loadOrCreateCa } from '../tls/ca.ts';
+import { LeafCertificateCache } from '../tls/leafCache.ts';
+import {
+  ensureDataDirectory,
+  loadOrCreateAdminToken,
+  removeServerInfo,
+  resolveDataDirectory,
+  writeCaBundle,
+  writeServerInfo,
+  type DataDirectory,
+} from './dataDir.ts';
+import { createMetrics } from './metrics.ts';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+export interface AgentProxyOptions {
+  dataDir?: string;
+  proxyListen?: ListenAddress;
+  adminListen?: ListenAddress;
+  /** Validated configuration applied at start (`serve --config`). */
+  initialConfig?: ProxyConfig;
+  upstreamCaFiles?: string[];
+  resolvePins?: ResolvePin[];
+  resolver?: HostResolver;
+  logger?: Logger;
+  /** Writes `server.json` so the CLI finds this server; off for tests that run several servers. */
+  writeServerInfo?: boolean;
+}
+
+export interface RunningAgentProxy {
+  dataDir: DataDirectory;
+  proxyAddress: AddressInfo;
+  adminAddress: AddressInfo;
+  proxyUrl: string;
+  adminUrl: string;
+  caPath: string;
+  adminToken: string;
+  adminTokenCreated: boolean;
+  store: Store;
+  /** Applies a bundles document (secrets already inlined) and reloads the proxy's configuration. */
+  apply(doc: unknown, dryRun?: boolean): Promise<ApplyResult>;
+  flushAudit(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_PROXY_LISTEN: ListenAddress = { host: '127.0.0.1', port: 8080 };
+export const DEFAULT_ADMIN_LISTEN: ListenAddress = { host: '127.0.0.1', port: 8081 };
+
+export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<RunningAgentProxy> {
+  const logger = options.logger ?? createLogger();
+  const dataDir = resolveDataDirectory(options.dataDir);
+  ensureDataDirectory(dataDir);
+
+  const { ca, certPath: caPath } = await loadOrCreateCa(dataDir.root);
+  writeCaBundle(dataDir, ca.certPem);
+  const { token: adminToken, created: adminTokenCreated } = loadOrCreateAdminToken(dataDir);
+  const fingerprintKey = createHash('sha256').update(`fingerprint:${adminToken}`).digest();
+
+  const store = await openSqliteStore(dataDir.databasePath);
+  const metrics = createMetrics();
+  const audit = new AuditLog(store, logger, (event) =>
+    metrics.auditEvents.inc({ kind: event.kind, decision: event.decision, error_code: event.errorCode ?? '' }),
+  );
+
+  let compiled: CompiledConfig = compileConfig(await store.loadConfig());
+  const upstreamCa = (options.upstreamCaFiles ?? []).map((file) => readUpstreamCa(file));
+  const dialer = new Dialer({ resolver: options.resolver ?? systemResolver, pins: options.resolvePins ?? [], upstreamCa, connectTimeoutMs: 10_000 });
+  const pool = new UpstreamPool(dialer, () => compiled.allowedNetworks);
+
+  const reload = async (): Promise<void> => {
+    compiled = compileConfig(await store.loadConfig());
+    pool.retain(new Set(compiled.credentials.map((entry) => entry.credential.id)));
+    logger.info({ bundles: compiled.source.bundles.length, credentials: compiled.credentials.length }, 'configuration loaded');
+  };
+
+  const apply = async (doc: unknown, dryRun = false): Promise<ApplyResult> => {
+    const validation = validateBundlesDocument(doc);
+    if (!validation.ok) {
+      return { ok: false, issues: validation.issues };
+    }
+    const changes: ConfigChanges = dryRun ? await diffOnly(store, validation.config) : await store.replaceConfig(validation.config);
+    if (!dryRun) {
+      await reload();
+      logger.info({ created: changes.created, changed: changes.changed, deleted: changes.deleted }, 'configuration applied');
+    }
+    return { ok: true, ...changes };
+  };
+
+  if (options.initialConfig) {
+    const changes = await store.replaceConfig(options.initialConfig);
+    await reload();
+    logger.info({ created: changes.created, changed: changes.changed, deleted: changes.deleted }, 'configuration applied from --config');
+  }
+
+  const injector: CredentialInjector = new StaticCredentialInjector();
+  const authenticator = new SessionAuthenticator(store);
+  const handler = new SandboxRequestHandler({ pool, injector, audit, logger });
+  const webSockets = new WebSocketRelay({ pool, injector, audit, logger });
+  const leafCache = new LeafCertificateCache(ca);
+  const interceptor = new TlsInterceptor({ leafCache, handler, webSockets, authenticator, logger });
+  const proxy = new ProxyServer({ config: () => compiled, authenticator, dialer, interceptor, handler, audit, logger });
+
+  const proxyListen = options.proxyListen ?? DEFAULT_PROXY_LISTEN;
+  const proxyAddress = await proxy.listen(proxyListen.host, proxyListen.port);
+  const proxyUrl = `http://${urlHost(proxyAddress)}`;
+
+  const sessions = new SessionService({ store, authenticator, proxyUrl: () => proxyUrl, caPath, caBundlePath: dataDir.caBundlePath });
+  let ready = false;
+  const admin = buildAdminServer({
+    store,
+    sessions,
+    adminToken,
+    fingerprintKey,
+    caPem: ca.certPem,
+    metrics: metrics.registry,
+    applyConfig: apply,
+    ready: () => ready,
+    logger,
+  });
+  const adminListen = options.adminListen ?? DEFAULT_ADMIN_LISTEN;
+  try {
+    await admin.listen({ host: adminListen.host, port: adminListen.port });
+  } catch (error) {
+    await proxy.close();
+    await store.close();
+    throw error;
+  }
+  const adminAddress = admin.server.address() as AddressInfo;
+  const adminUrl = `http://${urlHost(adminAddress)}`;
+  ready = true;
+
+  if (options.writeServerInfo ?? false) {
+    writeServerInfo(dataDir, { pid: process.pid, proxyUrl, adminUrl, caPath, caBundlePath: dataDir.caBundlePath });
+  }
+  logger.info({ proxyUrl, adminUrl, caPath, dataDir: dataDir.root }, 'agent proxy started');
+
+  return {
+    dataDir,
+    proxyAddress,
+    adminAddress,
+    proxyUrl,
+    adminUrl,
+    caPath,
+    adminToken,
+    adminTokenCreated,
+    store,
+    apply,
+    flushAudit: () => audit.flush(),
+    async stop() {
+      ready = false;
+      await proxy.close();
+      await admin.close();
+      await pool.close();
+      await audit.flush();
+      await store.close();
+      if (options.writeServerInfo) removeServerInfo(dataDir);
+      logger.info({}, 'agent proxy stopped');
+    },
+  };
+}
+
+function urlHost(address: AddressInfo): string {
+  return address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
+}
+
+function readUpstreamCa(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`--upstream-ca ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); give a PEM file of CA certificates.`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new Error(`--upstream-ca ${file} holds no PEM certificate ("-----BEGIN CERTIFICATE-----"); give a PEM file of CA certificates.`);
+  }
+  return text;
+}
+
+/** Computes what `replaceConfig` would change without writing, by running it in a transaction that is rolled back. */
+async function diffOnly(store: Store, config: ProxyConfig): Promise<ConfigChanges> {
+  const preview = (store as Store & { previewConfig?: (config: ProxyConfig) => Promise<ConfigChanges> }).previewConfig;
+  if (!preview) {
+    throw new Error('this store cannot preview a configuration change');
+  }
+  return preview.call(store, config);
+}
