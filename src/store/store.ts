@@ -11,16 +11,24 @@ export interface StoredSession {
   revokedAt: Date | null;
 }
 
+/**
+ * Filters for `queryAudit`; every given field must match. With `afterId` the result is the
+ * first `limit` events after that id, otherwise the newest `limit` events. Either way the
+ * events come in ascending id order.
+ */
 export interface AuditQuery {
   /** Only events with an id greater than this (for `--follow`). */
   afterId?: number;
+  /** Only events at or after this time. */
   since?: Date;
+  /** Only events before this time. */
   until?: Date;
   channel?: string;
   bundle?: string;
   credential?: string;
   decision?: string;
   sessionId?: string;
+  /** Number of events to return: default 100, values above 1000 are lowered to 1000. */
   limit?: number;
 }
 
@@ -44,16 +52,23 @@ export interface Store {
    * credentials are matched by name: the ids given in `config` are ignored, a
    * matched object keeps its stored id and a new one gets a fresh id.
    * Returns the objects created, changed and deleted, named `bundle/NAME` or
-   * `bundle/NAME/credential/NAME`, plus `egress` when the policy changed.
+   * `bundle/NAME/credential/NAME`, plus `egress` when the policy changed. An unchanged
+   * object keeps its `updated_at`, and a credential that moved to another bundle keeps
+   * its id and is listed as changed under its new bundle. Deleting a bundle lists its
+   * credentials as deleted too. Rejects duplicate bundle names, and credential names
+   * repeated in any bundles, without changing anything.
    */
   replaceConfig(config: ProxyConfig): Promise<ConfigChanges>;
 
   createSession(session: StoredSession): Promise<void>;
+  /** Returns the session, revoked or expired ones included, or null when no session has this id. */
   getSession(id: string): Promise<StoredSession | null>;
-  /** Marks the session revoked; returns false when no such session exists. */
+  /** Marks the session revoked, keeping the first time when revoked twice; returns false when no such session exists. */
   revokeSession(id: string, at: Date): Promise<boolean>;
+  /** Lists sessions by creation time; with `activeAt`, only those unrevoked and expiring after it. */
   listSessions(options: { activeAt?: Date }): Promise<StoredSession[]>;
 
+  /** Inserts the events in one transaction; the store assigns ids and ignores any given `id`. */
   appendAudit(events: AuditEvent[]): Promise<void>;
   queryAudit(query: AuditQuery): Promise<AuditEvent[]>;
 

@@ -1,0 +1,599 @@
+import { randomBytes } from 'node:crypto';
+import { DEFAULT_EGRESS } from '../domain/types.ts';
+import type {
+  Access,
+  AuditDecision,
+  AuditEvent,
+  AuditKind,
+  Bundle,
+  Credential,
+  CredentialRule,
+  CredentialSecrets,
+  CredentialSettings,
+  CredentialType,
+  EgressPolicy,
+  ProxyConfig,
+} from '../domain/types.ts';
+import type { SqlDatabase } from './sqlDatabase.ts';
+import type { AuditQuery, ConfigChanges, Store, StoredSession } from './store.ts';
+
+export const DEFAULT_AUDIT_LIMIT = 100;
+export const MAX_AUDIT_LIMIT = 1000;
+
+const EGRESS_SETTING_KEY = 'egress';
+
+// Integer columns are `number` on SQLite and may be a decimal `string` on PostgreSQL.
+type SqlInteger = number | string;
+
+interface BundleRow {
+  id: string;
+  name: string;
+  description: string;
+  channels: string;
+  created_at: SqlInteger;
+  updated_at: SqlInteger;
+}
+
+/** The credential columns that define its content; `replaceConfig` compares these to detect a change. */
+interface CredentialContent {
+  bundle_id: string;
+  type: string;
+  settings: string;
+  secrets: string;
+  allowed_websites: string;
+  access: string;
+  rules: string;
+  extra_headers: string;
+}
+
+interface CredentialRow extends CredentialContent {
+  id: string;
+  name: string;
+  created_at: SqlInteger;
+  updated_at: SqlInteger;
+}
+
+interface SessionRow {
+  id: string;
+  token_hash: Buffer;
+  channel: string;
+  thread: string | null;
+  created_at: SqlInteger;
+  expires_at: SqlInteger;
+  revoked_at: SqlInteger | null;
+}
+
+interface AuditRow {
+  id: SqlInteger;
+  occurred_at: SqlInteger;
+  kind: string;
+  decision: string;
+  error_code: string | null;
+  session_id: string | null;
+  channel: string | null;
+  thread: string | null;
+  bundle: string | null;
+  credential: string | null;
+  method: string | null;
+  host: string | null;
+  port: SqlInteger | null;
+  path: string | null;
+  status: SqlInteger | null;
+  bytes_in: SqlInteger | null;
+  bytes_out: SqlInteger | null;
+  duration_ms: number | null;
+  subject: string | null;
+  client_address: string | null;
+}
+
+const AUDIT_COLUMNS = [
+  'occurred_at',
+  'kind',
+  'decision',
+  'error_code',
+  'session_id',
+  'channel',
+  'thread',
+  'bundle',
+  'credential',
+  'method',
+  'host',
+  'port',
+  'path',
+  'status',
+  'bytes_in',
+  'bytes_out',
+  'duration_ms',
+  'subject',
+  'client_address',
+] as const;
+
+const INSERT_AUDIT_SQL =
+  `INSERT INTO audit_events (${AUDIT_COLUMNS.join(', ')}) ` +
+  `VALUES (${AUDIT_COLUMNS.map((_, index) => `$${index + 1}`).join(', ')})`;
+
+export interface SqlStoreOptions {
+  /** Clock for the `created_at` and `updated_at` columns of bundles, credentials and settings. */
+  now?: () => Date;
+}
+
+/** Store over any SqlDatabase whose schema `migrate` has brought up to date. */
+export class SqlStore implements Store {
+  readonly #database: SqlDatabase;
+  readonly #now: () => Date;
+
+  constructor(database: SqlDatabase, options: SqlStoreOptions = {}) {
+    this.#database = database;
+    this.#now = options.now ?? (() => new Date());
+  }
+
+  loadConfig(): Promise<ProxyConfig> {
+    return this.#database.transaction(
+      async (tx) => {
+        const egress = await readEgress(tx);
+        const bundleRows = await tx.query<BundleRow>('SELECT * FROM bundles');
+        const credentialRows = await tx.query<CredentialRow>('SELECT * FROM credentials');
+
+        const credentialsByBundle = new Map<string, Credential[]>();
+        for (const row of sortByName(credentialRows)) {
+          const credentials = credentialsByBundle.get(row.bundle_id) ?? [];
+          credentials.push(toCredential(row));
+          credentialsByBundle.set(row.bundle_id, credentials);
+        }
+        const bundles = sortByName(bundleRows).map((row) => toBundle(row, credentialsByBundle.get(row.id) ?? []));
+        return { egress, bundles };
+      },
+      { readOnly: true },
+    );
+  }
+
+  async replaceConfig(config: ProxyConfig): Promise<ConfigChanges> {
+    assertUniqueNames(config);
+    const now = this.#now().getTime();
+    return this.#database.transaction((tx) => replaceConfigIn(tx, config, now));
+  }
+
+  async createSession(session: StoredSession): Promise<void> {
+    await this.#database.execute(
+      `INSERT INTO sessions (id, token_hash, channel, thread, created_at, expires_at, revoked_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+      [
+        session.id,
+        session.tokenHash,
+        session.channel,
+        session.thread,
+        session.createdAt.getTime(),
+        session.expiresAt.getTime(),
+        session.revokedAt?.getTime() ?? null,
+      ],
+    );
+  }
+
+  async getSession(id: string): Promise<StoredSession | null> {
+    const rows = await this.#database.query<SessionRow>('SELECT * FROM sessions WHERE id = $1', [id]);
+    const row = rows[0];
+    return row === undefined ? null : toStoredSession(row);
+  }
+
+  async revokeSession(id: string, at: Date): Promise<boolean> {
+    // COALESCE keeps the first revocation time when a session is revoked twice.
+    const result = await this.#database.execute('UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1', [
+      id,
+      at.getTime(),
+    ]);
+    return result.changes > 0;
+  }
+
+  async listSessions(options: { activeAt?: Date }): Promise<StoredSession[]> {
+    const rows =
+      options.activeAt === undefined
+        ? await this.#database.query<SessionRow>('SELECT * FROM sessions ORDER BY created_at, id')
+        : await this.#database.query<SessionRow>(
+            'SELECT * FROM sessions WHERE revoked_at IS NULL AND expires_at > $1 ORDER BY created_at, id',
+            [options.activeAt.getTime()],
+          );
+    return rows.map(toStoredSession);
+  }
+
+  async appendAudit(events: AuditEvent[]): Promise<void> {
+    if (events.length === 0) {
+      return;
+    }
+    await this.#database.transaction(async (tx) => {
+      for (const event of events) {
+        await tx.execute(INSERT_AUDIT_SQL, auditParameters(event));
+      }
+    });
+  }
+
+  async queryAudit(query: AuditQuery): Promise<AuditEvent[]> {
+    const limit = auditLimit(query.limit);
+    const conditions: string[] = [];
+    const params: unknown[] = [];
+    const addCondition = (sqlBeforeValue: string, value: unknown): void => {
+      params.push(value);
+      conditions.push(`${sqlBeforeValue} $${params.length}`);
+    };
+
+    if (query.afterId !== undefined) {
+      if (!Number.isSafeInteger(query.afterId) || query.afterId < 0) {
+        throw new RangeError(`Invalid audit afterId ${query.afterId}; pass a non-negative integer event id.`);
+      }
+      addCondition('id >', query.afterId);
+    }
+    if (query.since !== undefined) {
+      addCondition('occurred_at >=', query.since.getTime());
+    }
+    if (query.until !== undefined) {
+      addCondition('occurred_at <', query.until.getTime());
+    }
+    if (query.channel !== undefined) {
+      addCondition('channel =', query.channel);
+    }
+    if (query.bundle !== undefined) {
+      addCondition('bundle =', query.bundle);
+    }
+    if (query.credential !== undefined) {
+      addCondition('credential =', query.credential);
+    }
+    if (query.decision !== undefined) {
+      addCondition('decision =', query.decision);
+    }
+    if (query.sessionId !== undefined) {
+      addCondition('session_id =', query.sessionId);
+    }
+
+    const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+    params.push(limit);
+    const limitPlaceholder = `$${params.length}`;
+    // Following (afterId) reads forward from the cursor; otherwise the newest events are
+    // picked and then put back in ascending order.
+    const sql =
+      query.afterId !== undefined
+        ? `SELECT * FROM audit_events ${where} ORDER BY id ASC LIMIT ${limitPlaceholder}`
+        : `SELECT * FROM (SELECT * FROM audit_events ${where} ORDER BY id DESC LIMIT ${limitPlaceholder}) AS newest ORDER BY id ASC`;
+    const rows = await this.#database.query<AuditRow>(sql, params);
+    return rows.map(toAuditEvent);
+  }
+
+  close(): Promise<void> {
+    return this.#database.close();
+  }
+}
+
+async function replaceConfigIn(tx: SqlDatabase, config: ProxyConfig, now: number): Promise<ConfigChanges> {
+  const changes: ConfigChanges = { created: [], changed: [], deleted: [] };
+
+  const storedEgress = await readEgress(tx);
+  if (canonicalJson(storedEgress) !== canonicalJson(config.egress)) {
+    await tx.execute(
+      `INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      [EGRESS_SETTING_KEY, canonicalJson(config.egress), now],
+    );
+    changes.changed.push('egress');
+  }
+
+  const storedBundles = sortByName(await tx.query<BundleRow>('SELECT * FROM bundles'));
+  const storedCredentials = sortByName(await tx.query<CredentialRow>('SELECT * FROM credentials'));
+  const storedBundleByName = new Map(storedBundles.map((row) => [row.name, row]));
+  const storedCredentialByName = new Map(storedCredentials.map((row) => [row.name, row]));
+  const configBundleNames = new Set(config.bundles.map((bundle) => bundle.name));
+  const configCredentialNames = new Set(config.bundles.flatMap((bundle) => bundle.credentials.map((c) => c.name)));
+
+  // Credentials go first, so deleting a bundle cascades only to credentials that are deleted anyway.
+  for (const row of storedCredentials) {
+    if (!configCredentialNames.has(row.name)) {
+      await tx.execute('DELETE FROM credentials WHERE id = $1', [row.id]);
+    }
+  }
+
+  for (const bundle of sortByName(config.bundles)) {
+    const bundleId = await upsertBundle(tx, bundle, storedBundleByName.get(bundle.name), now, changes);
+    for (const credential of sortByName(bundle.credentials)) {
+      const stored = storedCredentialByName.get(credential.name);
+      await upsertCredential(tx, bundle.name, bundleId, credential, stored, now, changes);
+    }
+  }
+
+  const bundleNameById = new Map(storedBundles.map((row) => [row.id, row.name]));
+  for (const row of storedCredentials) {
+    if (!configCredentialNames.has(row.name)) {
+      changes.deleted.push(`bundle/${bundleNameById.get(row.bundle_id) ?? row.bundle_id}/credential/${row.name}`);
+    }
+  }
+  for (const row of storedBundles) {
+    if (!configBundleNames.has(row.name)) {
+      await tx.execute('DELETE FROM bundles WHERE id = $1', [row.id]);
+      changes.deleted.push(`bundle/${row.name}`);
+    }
+  }
+  changes.deleted.sort(compareChangeNames);
+
+  return changes;
+}
+
+/** Inserts or updates one bundle's own columns and returns its id. */
+async function upsertBundle(
+  tx: SqlDatabase,
+  bundle: Bundle,
+  stored: BundleRow | undefined,
+  now: number,
+  changes: ConfigChanges,
+): Promise<string> {
+  const channels = canonicalJson(bundle.channels);
+  const label = `bundle/${bundle.name}`;
+
+  if (stored === undefined) {
+    const id = newId('bun');
+    await tx.execute(
+      `INSERT INTO bundles (id, name, description, channels, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $5)`,
+      [id, bundle.name, bundle.description, channels, now],
+    );
+    changes.created.push(label);
+    return id;
+  }
+
+  if (stored.description !== bundle.description || stored.channels !== channels) {
+    await tx.execute('UPDATE bundles SET description = $2, channels = $3, updated_at = $4 WHERE id = $1', [
+      stored.id,
+      bundle.description,
+      channels,
+      now,
+    ]);
+    changes.changed.push(label);
+  }
+  return stored.id;
+}
+
+/** Inserts or updates one credential; a credential that moved bundles keeps its id. */
+async function upsertCredential(
+  tx: SqlDatabase,
+  bundleName: string,
+  bundleId: string,
+  credential: Credential,
+  stored: CredentialRow | undefined,
+  now: number,
+  changes: ConfigChanges,
+): Promise<void> {
+  const content = credentialContent(bundleId, credential);
+  const label = `bundle/${bundleName}/credential/${credential.name}`;
+
+  if (stored === undefined) {
+    await tx.execute(
+      `INSERT INTO credentials (id, bundle_id, name, type, settings, secrets, allowed_websites, access, rules,
+         extra_headers, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
+      [
+        newId('cred'),
+        content.bundle_id,
+        credential.name,
+        content.type,
+        content.settings,
+        content.secrets,
+        content.allowed_websites,
+        content.access,
+        content.rules,
+        content.extra_headers,
+        now,
+      ],
+    );
+    changes.created.push(label);
+    return;
+  }
+
+  const unchanged = (Object.keys(content) as (keyof CredentialContent)[]).every((column) => stored[column] === content[column]);
+  if (unchanged) {
+    return;
+  }
+  await tx.execute(
+    `UPDATE credentials SET bundle_id = $2, type = $3, settings = $4, secrets = $5, allowed_websites = $6,
+       access = $7, rules = $8, extra_headers = $9, updated_at = $10
+     WHERE id = $1`,
+    [
+      stored.id,
+      content.bundle_id,
+      content.type,
+      content.settings,
+      content.secrets,
+      content.allowed_websites,
+      content.access,
+      content.rules,
+      content.extra_headers,
+      now,
+    ],
+  );
+  changes.changed.push(label);
+}
+
+function credentialContent(bundleId: string, credential: Credential): CredentialContent {
+  // The type has its own column, so the settings JSON holds only the type-specific fields.
+  const { type, ...settings } = credential.settings;
+  return {
+    bundle_id: bundleId,
+    type,
+    settings: canonicalJson(settings),
+    secrets: canonicalJson(credential.secrets),
+    allowed_websites: canonicalJson(credential.allowedWebsites),
+    access: credential.access,
+    rules: canonicalJson(credential.rules),
+    extra_headers: canonicalJson(credential.extraHeaders),
+  };
+}
+
+/** Throws when two bundles, or two credentials in any bundles, share a name, because both are matched by name. */
+function assertUniqueNames(config: ProxyConfig): void {
+  const bundleNames = new Set<string>();
+  const credentialBundles = new Map<string, string>();
+  for (const bundle of config.bundles) {
+    if (bundleNames.has(bundle.name)) {
+      throw new Error(`Bundle name "${bundle.name}" appears more than once; give each bundle a unique name.`);
+    }
+    bundleNames.add(bundle.name);
+    for (const credential of bundle.credentials) {
+      const firstBundle = credentialBundles.get(credential.name);
+      if (firstBundle !== undefined) {
+        throw new Error(
+          `Credential name "${credential.name}" appears in bundle "${firstBundle}" and again in bundle "${bundle.name}"; ` +
+            'credential names must be unique across all bundles.',
+        );
+      }
+      credentialBundles.set(credential.name, bundle.name);
+    }
+  }
+}
+
+async function readEgress(database: SqlDatabase): Promise<EgressPolicy> {
+  const rows = await database.query<{ value: string }>('SELECT value FROM settings WHERE key = $1', [EGRESS_SETTING_KEY]);
+  const row = rows[0];
+  if (row === undefined) {
+    return structuredClone(DEFAULT_EGRESS);
+  }
+  return parseJsonColumn<EgressPolicy>(row.value, `settings.value of key "${EGRESS_SETTING_KEY}"`);
+}
+
+function toBundle(row: BundleRow, credentials: Credential[]): Bundle {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    channels: parseJsonColumn<string[]>(row.channels, `bundles.channels of ${row.id}`),
+    credentials,
+  };
+}
+
+function toCredential(row: CredentialRow): Credential {
+  const column = (name: string): string => `credentials.${name} of ${row.id}`;
+  const settings = parseJsonColumn<Record<string, unknown>>(row.settings, column('settings'));
+  return {
+    id: row.id,
+    bundleId: row.bundle_id,
+    name: row.name,
+    settings: { ...settings, type: row.type as CredentialType } as CredentialSettings,
+    secrets: parseJsonColumn<CredentialSecrets>(row.secrets, column('secrets')),
+    allowedWebsites: parseJsonColumn<string[]>(row.allowed_websites, column('allowed_websites')),
+    access: row.access as Access,
+    rules: parseJsonColumn<CredentialRule[]>(row.rules, column('rules')),
+    extraHeaders: parseJsonColumn<Record<string, string>>(row.extra_headers, column('extra_headers')),
+  };
+}
+
+function toStoredSession(row: SessionRow): StoredSession {
+  return {
+    id: row.id,
+    tokenHash: Buffer.from(row.token_hash),
+    channel: row.channel,
+    thread: row.thread,
+    createdAt: new Date(Number(row.created_at)),
+    expiresAt: new Date(Number(row.expires_at)),
+    revokedAt: row.revoked_at === null ? null : new Date(Number(row.revoked_at)),
+  };
+}
+
+function auditParameters(event: AuditEvent): unknown[] {
+  return [
+    event.time.getTime(),
+    event.kind,
+    event.decision,
+    event.errorCode,
+    event.sessionId,
+    event.channel,
+    event.thread,
+    event.bundle,
+    event.credential,
+    event.method,
+    event.host,
+    event.port,
+    event.path,
+    event.status,
+    event.bytesIn,
+    event.bytesOut,
+    event.durationMs,
+    event.subject,
+    event.clientAddress,
+  ];
+}
+
+function toAuditEvent(row: AuditRow): AuditEvent {
+  return {
+    id: Number(row.id),
+    time: new Date(Number(row.occurred_at)),
+    kind: row.kind as AuditKind,
+    decision: row.decision as AuditDecision,
+    errorCode: row.error_code,
+    sessionId: row.session_id,
+    channel: row.channel,
+    thread: row.thread,
+    bundle: row.bundle,
+    credential: row.credential,
+    method: row.method,
+    host: row.host,
+    port: toNullableNumber(row.port),
+    path: row.path,
+    status: toNullableNumber(row.status),
+    bytesIn: toNullableNumber(row.bytes_in),
+    bytesOut: toNullableNumber(row.bytes_out),
+    durationMs: toNullableNumber(row.duration_ms),
+    subject: row.subject,
+    clientAddress: row.client_address,
+  };
+}
+
+function auditLimit(limit: number | undefined): number {
+  if (limit === undefined) {
+    return DEFAULT_AUDIT_LIMIT;
+  }
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new RangeError(`Invalid audit limit ${limit}; pass an integer from 1 to ${MAX_AUDIT_LIMIT}.`);
+  }
+  return Math.min(limit, MAX_AUDIT_LIMIT);
+}
+
+function toNullableNumber(value: SqlInteger | null): number | null {
+  return value === null ? null : Number(value);
+}
+
+function parseJsonColumn<T>(text: string, column: string): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new Error(`Invalid JSON in ${column}; restore the row from a backup or apply the configuration again.`, {
+      cause: error,
+    });
+  }
+}
+
+/** JSON with object keys sorted, so equal values always serialise to the same text. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, nested: unknown) => {
+    if (nested === null || typeof nested !== 'object' || Array.isArray(nested)) {
+      return nested;
+    }
+    const entries = Object.entries(nested as Record<string, unknown>).sort(([a], [b]) => compareStrings(a, b));
+    return Object.fromEntries(entries);
+  });
+}
+
+/** Sorts by name in UTF-16 code unit order, which is the same on every dialect (unlike SQL collations). */
+function sortByName<T extends { name: string }>(items: readonly T[]): T[] {
+  return [...items].sort((a, b) => compareStrings(a.name, b.name));
+}
+
+function compareStrings(a: string, b: string): number {
+  if (a < b) {
+    return -1;
+  }
+  return a > b ? 1 : 0;
+}
+
+/** Orders `bundle/B` before `bundle/B/credential/C`, bundles by name and credentials by name within a bundle. */
+function compareChangeNames(a: string, b: string): number {
+  const [bundleA = '', credentialA = ''] = a.split('/credential/');
+  const [bundleB = '', credentialB = ''] = b.split('/credential/');
+  return compareStrings(bundleA, bundleB) || compareStrings(credentialA, credentialB);
+}
+
+function newId(prefix: 'bun' | 'cred'): string {
+  return `${prefix}_${randomBytes(12).toString('hex')}`;
+}
