@@ -49,25 +49,30 @@ export class BundlesFileError extends Error {
  * whose messages fit JSON better than YAML's; everything else is YAML 1.2.
  */
 export function parseBundlesText(text: string, fileName: string): unknown {
-  if (extname(fileName).toLowerCase() === '.json') {
+  const isJson = extname(fileName).toLowerCase() === '.json';
+  let json: unknown;
+  if (isJson) {
     try {
-      return JSON.parse(text) as unknown;
+      json = JSON.parse(text) as unknown;
     } catch (error) {
       if (!(error instanceof SyntaxError)) throw error;
       throw new BundlesFileError([{ path: '', message: describeJsonError(error, text) }], fileName);
     }
   }
 
+  // JSON.parse keeps the last of two equal keys without a word, so JSON text is also read
+  // as YAML (a superset of JSON) to report duplicate keys with their line.
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false });
-  const issues = document.errors.map((error) => {
+  const errors = isJson ? document.errors.filter((error) => error.code === 'DUPLICATE_KEY') : document.errors;
+  const issues = errors.map((error) => {
     const { line, col } = lineCounter.linePos(error.pos[0]);
     return { path: '', message: `line ${line}, column ${col}: ${error.message.split('\n')[0]}` };
   });
   if (issues.length > 0) {
     throw new BundlesFileError(issues, fileName);
   }
-  return document.toJS() as unknown;
+  return isJson ? json : (document.toJS() as unknown);
 }
 
 function describeJsonError(error: SyntaxError, text: string): string {

@@ -272,6 +272,12 @@ describe('parseBundlesText', () => {
     ]);
   });
 
+  test('JSON duplicate key is an error', () => {
+    assert.deepEqual(syntaxIssues('{\n  "bundles": [],\n  "bundles": []\n}', 'bundles.json'), [
+      { path: '', message: 'line 3, column 3: Map keys must be unique' },
+    ]);
+  });
+
   test('JSON error with a position', () => {
     assert.deepEqual(syntaxIssues('{\n  "bundles": [],\n}', 'bundles.json'), [
       { path: '', message: 'line 3, column 1: Expected double-quoted property name' },
