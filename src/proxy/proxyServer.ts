@@ -35,6 +35,7 @@ export class ProxyServer {
   readonly #deps: ProxyServerDeps;
   readonly #server: http.Server;
   readonly #sockets = new Set<Duplex>();
+  readonly #socketsBySession = new Map<string, Set<Duplex>>();
 
   constructor(deps: ProxyServerDeps) {
     this.#deps = deps;
@@ -68,6 +69,27 @@ export class ProxyServer {
     });
   }
 
+  /** Closes every CONNECT tunnel of a session, so a revoked session keeps no open connection. */
+  closeSession(sessionId: string): void {
+    for (const socket of this.#socketsBySession.get(sessionId) ?? []) {
+      socket.destroy();
+    }
+    this.#socketsBySession.delete(sessionId);
+  }
+
+  #trackSession(sessionId: string, socket: Duplex): void {
+    let sockets = this.#socketsBySession.get(sessionId);
+    if (!sockets) {
+      sockets = new Set();
+      this.#socketsBySession.set(sessionId, sockets);
+    }
+    sockets.add(socket);
+    socket.once('close', () => {
+      sockets.delete(socket);
+      if (sockets.size === 0 && this.#socketsBySession.get(sessionId) === sockets) this.#socketsBySession.delete(sessionId);
+    });
+  }
+
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     for (const socket of this.#sockets) socket.destroy();
@@ -83,6 +105,7 @@ export class ProxyServer {
 
     try {
       session = await this.#deps.authenticator.authenticate(req.headers['proxy-authorization']);
+      this.#trackSession(session.id, socket);
 
       const authority = parseConnectAuthority(req.url ?? '');
       const host = authority ? canonicalHost(authority.host) : null;

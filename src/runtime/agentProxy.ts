@@ -105,7 +105,7 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
     if (!validation.ok) {
       return { ok: false, issues: validation.issues };
     }
-    const changes: ConfigChanges = dryRun ? await diffOnly(store, validation.config) : await store.replaceConfig(validation.config);
+    const changes: ConfigChanges = dryRun ? await store.previewConfig(validation.config) : await store.replaceConfig(validation.config);
     if (!dryRun) {
       await reload();
       logger.info({ created: changes.created, changed: changes.changed, deleted: changes.deleted }, 'configuration applied');
@@ -131,7 +131,9 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
   const proxyAddress = await proxy.listen(proxyListen.host, proxyListen.port);
   const proxyUrl = `http://${urlHost(proxyAddress)}`;
 
-  const sessions = new SessionService({ store, authenticator, proxyUrl: () => proxyUrl, caPath, caBundlePath: dataDir.caBundlePath });
+  const sessions = new SessionService({ store, authenticator, proxyUrl: () => proxyUrl, caPath, caBundlePath: dataDir.caBundlePath,
+    onRevoked: (sessionId) => proxy.closeSession(sessionId),
+  });
   let ready = false;
   const admin = buildAdminServer({
     store,
@@ -201,13 +203,4 @@ function readUpstreamCa(file: string): string {
     throw new Error(`--upstream-ca ${file} holds no PEM certificate ("-----BEGIN CERTIFICATE-----"); give a PEM file of CA certificates.`);
   }
   return text;
-}
-
-/** Computes what `replaceConfig` would change without writing, by running it in a transaction that is rolled back. */
-async function diffOnly(store: Store, config: ProxyConfig): Promise<ConfigChanges> {
-  const preview = (store as Store & { previewConfig?: (config: ProxyConfig) => Promise<ConfigChanges> }).previewConfig;
-  if (!preview) {
-    throw new Error('this store cannot preview a configuration change');
-  }
-  return preview.call(store, config);
 }

@@ -33,6 +33,8 @@ export interface SessionServiceOptions {
   proxyUrl: () => string;
   caPath: string;
   caBundlePath: string;
+  /** Called after a session is revoked, to close its open connections. */
+  onRevoked?: (sessionId: string) => void;
 }
 
 export class SessionService {
@@ -80,6 +82,7 @@ export class SessionService {
   async revoke(id: string): Promise<boolean> {
     const revoked = await this.#options.store.revokeSession(id, new Date());
     this.#options.authenticator.forget(id);
+    if (revoked) this.#options.onRevoked?.(id);
     return revoked;
   }
 

@@ -18,6 +18,8 @@ import type { SqlDatabase } from './sqlDatabase.ts';
 import type { AuditQuery, ConfigChanges, Store, StoredSession } from './store.ts';
 
 export const DEFAULT_AUDIT_LIMIT = 100;
+
+class PreviewRollback extends Error {}
 export const MAX_AUDIT_LIMIT = 1000;
 
 const EGRESS_SETTING_KEY = 'egress';
@@ -151,6 +153,23 @@ export class SqlStore implements Store {
     assertUniqueNames(config);
     const now = this.#now().getTime();
     return this.#database.transaction((tx) => replaceConfigIn(tx, config, now));
+  }
+
+  async previewConfig(config: ProxyConfig): Promise<ConfigChanges> {
+    assertUniqueNames(config);
+    const now = this.#now().getTime();
+    let changes: ConfigChanges | null = null;
+    // Runs the real replacement and throws afterwards, so the transaction rolls back
+    // and the preview can never disagree with what `replaceConfig` would do.
+    await this.#database
+      .transaction(async (tx) => {
+        changes = await replaceConfigIn(tx, config, now);
+        throw new PreviewRollback();
+      })
+      .catch((error: unknown) => {
+        if (!(error instanceof PreviewRollback)) throw error;
+      });
+    return changes!;
   }
 
   async createSession(session: StoredSession): Promise<void> {

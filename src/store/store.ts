@@ -60,6 +60,9 @@ export interface Store {
    */
   replaceConfig(config: ProxyConfig): Promise<ConfigChanges>;
 
+  /** Returns what `replaceConfig(config)` would change, without changing anything. */
+  previewConfig(config: ProxyConfig): Promise<ConfigChanges>;
+
   createSession(session: StoredSession): Promise<void>;
   /** Returns the session, revoked or expired ones included, or null when no session has this id. */
   getSession(id: string): Promise<StoredSession | null>;
