@@ -85,7 +85,13 @@ function parseBasic(header: string): { sessionId: string; token: string } | null
   if (colon <= 0) {
     return null;
   }
-  return { sessionId: decodeURIComponent(decoded.slice(0, colon)), token: decoded.slice(colon + 1) };
+  let sessionId: string;
+  try {
+    sessionId = decodeURIComponent(decoded.slice(0, colon));
+  } catch {
+    return null;
+  }
+  return { sessionId, token: decoded.slice(colon + 1) };
 }
 
 /** Quotes a client-supplied session id for a message, cut short so a hostile header cannot flood it. */

@@ -105,6 +105,23 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX audit_events_credential ON audit_events (credential, id)',
     ],
   },
+  {
+    version: 2,
+    name: 'rotated refresh tokens',
+    // A provider that rotates refresh tokens invalidates the configured one. The rotated
+    // value is kept apart from `credentials.secrets` so that re-applying an unchanged
+    // bundles file does not put the invalidated token back; `seed_hash` names the
+    // configured token the rotation started from.
+    statements: (t) => [
+      `CREATE TABLE refresh_token_rotations (
+        credential_id TEXT PRIMARY KEY REFERENCES credentials (id) ON DELETE CASCADE,
+        seed_hash TEXT NOT NULL,
+        -- TODO: rotated refresh tokens are stored in clear until envelope encryption under the master key is added.
+        refresh_token TEXT NOT NULL,
+        updated_at ${t.bigint} NOT NULL
+      )`,
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...MIGRATIONS.map((migration) => migration.version));

@@ -15,7 +15,7 @@ import type {
   ProxyConfig,
 } from '../domain/types.ts';
 import type { SqlDatabase } from './sqlDatabase.ts';
-import type { AuditQuery, ConfigChanges, Store, StoredSession } from './store.ts';
+import type { AuditQuery, ConfigChanges, RefreshTokenRotation, Store, StoredSession } from './store.ts';
 
 export const DEFAULT_AUDIT_LIMIT = 100;
 
@@ -170,6 +170,47 @@ export class SqlStore implements Store {
         if (!(error instanceof PreviewRollback)) throw error;
       });
     return changes!;
+  }
+
+  async getRefreshTokenRotation(credentialId: string): Promise<RefreshTokenRotation | null> {
+    const rows = await this.#database.query<{ seed_hash: string; refresh_token: string }>(
+      'SELECT seed_hash, refresh_token FROM refresh_token_rotations WHERE credential_id = $1',
+      [credentialId],
+    );
+    const row = rows[0];
+    return row === undefined ? null : { seedHash: row.seed_hash, refreshToken: row.refresh_token };
+  }
+
+  async saveRefreshTokenRotation(credentialId: string, rotation: RefreshTokenRotation, expectedRefreshToken: string | null): Promise<boolean> {
+    const now = this.#now().getTime();
+    return this.#database.transaction(async (tx) => {
+      const rows = await tx.query<{ seed_hash: string; refresh_token: string }>(
+        'SELECT seed_hash, refresh_token FROM refresh_token_rotations WHERE credential_id = $1',
+        [credentialId],
+      );
+      const current = rows[0];
+      const currentToken = current && current.seed_hash === rotation.seedHash ? current.refresh_token : null;
+      if (currentToken !== expectedRefreshToken) {
+        return false;
+      }
+
+      if (current) {
+        await tx.execute('UPDATE refresh_token_rotations SET seed_hash = $2, refresh_token = $3, updated_at = $4 WHERE credential_id = $1', [
+          credentialId,
+          rotation.seedHash,
+          rotation.refreshToken,
+          now,
+        ]);
+      } else {
+        await tx.execute('INSERT INTO refresh_token_rotations (credential_id, seed_hash, refresh_token, updated_at) VALUES ($1, $2, $3, $4)', [
+          credentialId,
+          rotation.seedHash,
+          rotation.refreshToken,
+          now,
+        ]);
+      }
+      return true;
+    });
   }
 
   async createSession(session: StoredSession): Promise<void> {

@@ -32,6 +32,13 @@ export interface AuditQuery {
   limit?: number;
 }
 
+/** The latest refresh token a provider returned for a credential, and the configured token it descends from. */
+export interface RefreshTokenRotation {
+  /** SHA-256 (hex) of the configured refresh token the rotation started from. */
+  seedHash: string;
+  refreshToken: string;
+}
+
 /** What `replaceConfig` changed, by object name, for `apply` to print. */
 export interface ConfigChanges {
   created: string[];
@@ -62,6 +69,15 @@ export interface Store {
 
   /** Returns what `replaceConfig(config)` would change, without changing anything. */
   previewConfig(config: ProxyConfig): Promise<ConfigChanges>;
+
+  getRefreshTokenRotation(credentialId: string): Promise<RefreshTokenRotation | null>;
+
+  /**
+   * Stores a rotated refresh token if the stored rotation still holds `expectedRefreshToken`
+   * (null: no rotation stored yet, or one from another seed), in one transaction so that two
+   * writers cannot lose a token. Returns false when the expectation no longer held.
+   */
+  saveRefreshTokenRotation(credentialId: string, rotation: RefreshTokenRotation, expectedRefreshToken: string | null): Promise<boolean>;
 
   createSession(session: StoredSession): Promise<void>;
   /** Returns the session, revoked or expired ones included, or null when no session has this id. */

@@ -67,7 +67,10 @@ describe('SQLite store', () => {
     const versions = await database.query('SELECT version, name FROM schema_migrations ORDER BY version');
     await database.close();
     assert.deepEqual(loaded, saved);
-    assert.deepEqual(versions, [{ version: 1, name: 'initial schema' }]);
+    assert.deepEqual(versions, [
+      { version: 1, name: 'initial schema' },
+      { version: 2, name: 'rotated refresh tokens' },
+    ]);
   });
 
   it('refuses a newer schema version', async () => {
@@ -84,7 +87,7 @@ describe('SQLite store', () => {
       assert.ok(error instanceof SchemaTooNewError);
       assert.equal(
         error.message,
-        `The database ${path} has schema version 7, but this release of Agent Proxy supports up to version 1. ` +
+        `The database ${path} has schema version 7, but this release of Agent Proxy supports up to version 2. ` +
           'Upgrade Agent Proxy to the release that wrote this database, or point it at another database.',
       );
       return true;

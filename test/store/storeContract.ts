@@ -412,6 +412,59 @@ export function runStoreContract(name: string, openStore: () => Promise<OpenedSt
       });
     });
 
+    describe('previewConfig', () => {
+      it('reports the changes replaceConfig would make and writes nothing', async () => {
+        const config = sampleConfig();
+
+        const preview = await store.previewConfig(config);
+        const loaded = await store.loadConfig();
+        const applied = await store.replaceConfig(config);
+
+        assert.deepEqual(loaded.bundles, []);
+        assert.deepEqual(preview, applied);
+      });
+    });
+
+    describe('refresh token rotation', () => {
+      it('stores a first rotation and reads it back', async () => {
+        await store.replaceConfig(sampleConfig());
+        const id = findCredential(await store.loadConfig(), sampleConfig().bundles[0]!.credentials[0]!.name).id;
+
+        const saved = await store.saveRefreshTokenRotation(id, { seedHash: 'seed-1', refreshToken: 'rt-2' }, null);
+
+        assert.equal(saved, true);
+        assert.deepEqual(await store.getRefreshTokenRotation(id), { seedHash: 'seed-1', refreshToken: 'rt-2' });
+      });
+
+      it('refuses a write whose expected token is stale', async () => {
+        await store.replaceConfig(sampleConfig());
+        const id = findCredential(await store.loadConfig(), sampleConfig().bundles[0]!.credentials[0]!.name).id;
+        await store.saveRefreshTokenRotation(id, { seedHash: 'seed-1', refreshToken: 'rt-2' }, null);
+
+        const stale = await store.saveRefreshTokenRotation(id, { seedHash: 'seed-1', refreshToken: 'rt-3' }, 'rt-1');
+        const fresh = await store.saveRefreshTokenRotation(id, { seedHash: 'seed-1', refreshToken: 'rt-3' }, 'rt-2');
+
+        assert.equal(stale, false);
+        assert.equal(fresh, true);
+        assert.deepEqual(await store.getRefreshTokenRotation(id), { seedHash: 'seed-1', refreshToken: 'rt-3' });
+      });
+
+      it('starts over when the configured token changed', async () => {
+        await store.replaceConfig(sampleConfig());
+        const id = findCredential(await store.loadConfig(), sampleConfig().bundles[0]!.credentials[0]!.name).id;
+        await store.saveRefreshTokenRotation(id, { seedHash: 'seed-1', refreshToken: 'rt-2' }, null);
+
+        const saved = await store.saveRefreshTokenRotation(id, { seedHash: 'seed-2', refreshToken: 'rt-9' }, null);
+
+        assert.equal(saved, true);
+        assert.deepEqual(await store.getRefreshTokenRotation(id), { seedHash: 'seed-2', refreshToken: 'rt-9' });
+      });
+
+      it('returns null for a credential without rotation', async () => {
+        assert.equal(await store.getRefreshTokenRotation('cred_unknown'), null);
+      });
+    });
+
     describe('sessions', () => {
       it('round-trips a session', async () => {
         const stored = session('ses_a', { thread: '1700000000.000100' });
