@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { validateBundlesDocument } from '../config/bundlesFile.ts';
 import { DurationError, parseDuration } from '../config/duration.ts';
 import { redactConfig } from '../credentials/redaction.ts';
+import type { ConnectionTestResult } from '../credentials/testConnection.ts';
 import type { AuditEvent } from '../domain/types.ts';
 import type { Logger } from '../log.ts';
 import type { SessionService } from '../sessions/sessionService.ts';
@@ -22,6 +23,8 @@ export interface AdminServerDeps {
   metrics: Registry;
   /** Applies a validated configuration and reloads the proxy's snapshot. */
   applyConfig: (doc: unknown, dryRun: boolean) => Promise<ApplyResult>;
+  /** Runs test-connection for a credential by name; null when no credential has that name. */
+  testConnection: (credentialName: string) => Promise<ConnectionTestResult | null>;
   ready: () => boolean;
   logger: Logger;
 }
@@ -136,6 +139,15 @@ export function buildAdminServer(deps: AdminServerDeps): FastifyInstance {
       }
       const events = await deps.store.queryAudit(query);
       return { events: events.map(auditEventView) };
+    });
+
+    api.post('/credentials/:name/test-connection', async (request, reply) => {
+      const { name } = request.params as { name: string };
+      const result = await deps.testConnection(name);
+      if (!result) {
+        return apiError(reply, 404, 'not_found', `No credential is named ${JSON.stringify(name)}; \`agent-proxy apply\` creates credentials from a bundles file.`, 'name');
+      }
+      return result;
     });
 
     api.get('/ca', async (_request, reply) => reply.header('content-type', 'application/x-pem-file').send(deps.caPem));

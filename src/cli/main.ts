@@ -5,6 +5,7 @@ import { registerCaCommand } from './commands/ca.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerServeCommand } from './commands/serve.ts';
 import { registerSessionCommand } from './commands/session.ts';
+import { registerTestConnectionCommand } from './commands/testConnection.ts';
 import { CliError } from './cliError.ts';
 
 const program = new Command('agent-proxy')
@@ -18,6 +19,7 @@ registerServeCommand(program);
 registerApplyCommand(program);
 registerSessionCommand(program);
 registerRunCommand(program);
+registerTestConnectionCommand(program);
 registerAuditCommand(program);
 registerCaCommand(program);
 

@@ -4,6 +4,7 @@
 
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
+import { parseDuration } from './duration.ts';
 import { SECRET_FIELDS, type CredentialType } from '../domain/types.ts';
 import { HostPatternError, parseHostPattern } from '../policy/hostPattern.ts';
 import { parseCidr } from '../policy/ipAddress.ts';
@@ -285,6 +286,20 @@ const ruleField = knownFieldsObject({
 
 // ---------------------------------------------------------------- credentials
 
+// A URL that test-connection calls with the credential to show who it runs as.
+const probeUrlField = z.string().superRefine((text, context) => {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    context.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not a URL; give an https URL on one of the allowed websites` });
+    return;
+  }
+  if (url.protocol !== 'https:') {
+    context.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is not https; credentials are only sent over https` });
+  }
+});
+
 const commonCredentialFields = {
   name: nameField('credential'),
   allowedWebsites: z
@@ -313,7 +328,7 @@ function checkRulesAgainstAccess(credential: Record<string, unknown>, context: z
 
 /** Adds the checks every credential type shares to a credential object schema. */
 function credentialSchema<Shape extends z.ZodRawShape>(shape: Shape) {
-  return knownFieldsObject({ ...commonCredentialFields, ...shape }).superRefine(checkRulesAgainstAccess, {
+  return knownFieldsObject({ ...commonCredentialFields, probeUrl: probeUrlField.optional(), ...shape }).superRefine(checkRulesAgainstAccess, {
     when: (payload) => isRecord(payload.value),
   });
 }
@@ -388,7 +403,30 @@ const basicAuthSchema = credentialSchema({
   password: secretField(),
 });
 
+// Provider rules and token lifetime, shared by the OAuth types.
+const oauthCommonFields = {
+  provider: z
+    .enum(['salesforce', 'google', 'generic'], {
+      error: (issue) => (issue.input === undefined ? undefined : `${JSON.stringify(issue.input)} is not a provider; use salesforce, google or generic`),
+    })
+    .optional(),
+  maxTokenAge: z
+    .string()
+    .superRefine((text, context) => {
+      try {
+        const milliseconds = parseDuration(text);
+        if (milliseconds < 60_000 || milliseconds > 24 * 3_600_000) {
+          context.addIssue({ code: 'custom', message: `${JSON.stringify(text)} is out of range; give a duration from 1m to 24h, such as 30m` });
+        }
+      } catch (error) {
+        context.addIssue({ code: 'custom', message: (error as Error).message });
+      }
+    })
+    .optional(),
+};
+
 const jwtBearerSchema = credentialSchema({
+  ...oauthCommonFields,
   type: z.literal('oauth2_jwt_bearer'),
   issuer: nonEmptyText('the issuer (iss), such as the Connected App consumer key'),
   subject: optionalText('the subject (sub), such as the integration user name'),
@@ -448,6 +486,7 @@ function checkPrivateKey(credential: Record<string, unknown>, context: z.Refinem
 }
 
 const clientCredentialsSchema = credentialSchema({
+  ...oauthCommonFields,
   type: z.literal('oauth2_client_credentials'),
   clientId: nonEmptyText('the OAuth client id'),
   clientSecret: secretField(),
@@ -460,6 +499,7 @@ const clientCredentialsSchema = credentialSchema({
 });
 
 const refreshTokenSchema = credentialSchema({
+  ...oauthCommonFields,
   type: z.literal('oauth2_refresh_token'),
   clientId: nonEmptyText('the OAuth client id'),
   clientSecret: secretField(),

@@ -1,10 +1,13 @@
 import type { Credential } from '../domain/types.ts';
 import { ProxyError } from '../errors.ts';
+import type { CachedToken, TokenManager } from './oauth/tokenManager.ts';
 
 /** What a credential does to one request: headers to set (replacing any sent by the client) and a query parameter. */
 export interface Injection {
   headers: Array<[string, string]>;
   query: { name: string; value: string } | null;
+  /** The OAuth token injected, so that a response rejecting it can drop it; null for static types. */
+  token: CachedToken | null;
 }
 
 /**
@@ -12,41 +15,53 @@ export interface Injection {
  * OAuth token endpoint, so preparing is asynchronous for every type.
  */
 export interface CredentialInjector {
-  prepare(credential: Credential): Promise<Injection>;
+  prepare(credential: Credential, bundleName?: string | null): Promise<Injection>;
 }
 
-/** Injects the static credential types: `bearer_token`, `api_key` and `basic_auth`. */
-export class StaticCredentialInjector implements CredentialInjector {
-  async prepare(credential: Credential): Promise<Injection> {
+/**
+ * Injects every credential type: the static ones (`bearer_token`, `api_key`,
+ * `basic_auth`) from their secrets, the OAuth ones as a bearer token from the token
+ * manager. Without a token manager, OAuth types fail closed.
+ */
+export class DefaultCredentialInjector implements CredentialInjector {
+  readonly #tokens: TokenManager | null;
+
+  constructor(tokens: TokenManager | null = null) {
+    this.#tokens = tokens;
+  }
+
+  async prepare(credential: Credential, bundleName: string | null = null): Promise<Injection> {
     const extra = Object.entries(credential.extraHeaders);
     const settings = credential.settings;
 
     switch (settings.type) {
       case 'bearer_token':
-        return { headers: [['authorization', `Bearer ${secret(credential, 'token')}`], ...extra], query: null };
+        return { headers: [['authorization', `Bearer ${secret(credential, 'token')}`], ...extra], query: null, token: null };
 
       case 'basic_auth': {
         const pair = `${settings.username}:${secret(credential, 'password')}`;
-        return { headers: [['authorization', `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`], ...extra], query: null };
+        return { headers: [['authorization', `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`], ...extra], query: null, token: null };
       }
 
       case 'api_key': {
         const value = `${settings.prefix ?? ''}${secret(credential, 'value')}`;
         if (settings.queryParam) {
-          return { headers: extra, query: { name: settings.queryParam, value } };
+          return { headers: extra, query: { name: settings.queryParam, value }, token: null };
         }
-        return { headers: [[settings.headerName ?? 'x-api-key', value], ...extra], query: null };
+        return { headers: [[settings.headerName ?? 'x-api-key', value], ...extra], query: null, token: null };
       }
 
       case 'oauth2_jwt_bearer':
       case 'oauth2_client_credentials':
-      case 'oauth2_refresh_token':
-        // TODO: token-based types need the OAuth token client; until then they fail closed.
-        throw new ProxyError(
-          'credential_unavailable',
-          `Credential "${credential.name}" is of type ${settings.type}, which this version of Agent Proxy cannot mint tokens for yet. The request was not sent.`,
-          { credential: credential.name },
-        );
+      case 'oauth2_refresh_token': {
+        if (!this.#tokens) {
+          throw new ProxyError('credential_unavailable', `Credential "${credential.name}" needs a token, and this proxy has no token manager. The request was not sent.`, {
+            credential: credential.name,
+          });
+        }
+        const token = await this.#tokens.token(credential, bundleName);
+        return { headers: [['authorization', `Bearer ${token.accessToken}`], ...extra], query: null, token };
+      }
     }
   }
 }

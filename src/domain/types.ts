@@ -13,12 +13,30 @@ export type StaticCredentialType = 'bearer_token' | 'api_key' | 'basic_auth';
 export type OAuthCredentialType = 'oauth2_jwt_bearer' | 'oauth2_client_credentials' | 'oauth2_refresh_token';
 export type CredentialType = StaticCredentialType | OAuthCredentialType;
 
-/** Type-specific settings of a credential. Secret values live in `CredentialSecrets`, never here. */
+/** OAuth provider whose rules a token credential follows (audience, token lifetime, invalid-token answers). */
+export type OAuthProviderName = 'salesforce' | 'google' | 'generic';
+
+/** Settings every OAuth type shares. */
+interface OAuthCommonSettings {
+  /** Provider rules to apply; detected from the token URL when absent. */
+  provider?: OAuthProviderName;
+  /**
+   * Maximum time a token is used, as a duration such as `30m`: the lifetime when the
+   * provider gives no `expires_in` (Salesforce), and an upper bound otherwise.
+   */
+  maxTokenAge?: string;
+}
+
+/**
+ * Type-specific settings of a credential. Secret values live in `CredentialSecrets`,
+ * never here. `probeUrl` is the URL test-connection calls to show who the credential
+ * runs as.
+ */
 export type CredentialSettings =
-  | { type: 'bearer_token' }
-  | { type: 'api_key'; headerName?: string; queryParam?: string; prefix?: string }
-  | { type: 'basic_auth'; username: string }
-  | {
+  | { type: 'bearer_token'; probeUrl?: string }
+  | { type: 'api_key'; headerName?: string; queryParam?: string; prefix?: string; probeUrl?: string }
+  | { type: 'basic_auth'; username: string; probeUrl?: string }
+  | (OAuthCommonSettings & {
       type: 'oauth2_jwt_bearer';
       issuer: string;
       subject?: string;
@@ -27,16 +45,18 @@ export type CredentialSettings =
       scope?: string;
       algorithm?: string;
       keyId?: string;
-    }
-  | {
+      probeUrl?: string;
+    })
+  | (OAuthCommonSettings & {
       type: 'oauth2_client_credentials';
       clientId: string;
       tokenUrl: string;
       scope?: string;
       audience?: string;
       clientAuthMethod?: 'basic' | 'body';
-    }
-  | { type: 'oauth2_refresh_token'; clientId: string; tokenUrl: string };
+      probeUrl?: string;
+    })
+  | (OAuthCommonSettings & { type: 'oauth2_refresh_token'; clientId: string; tokenUrl: string; probeUrl?: string });
 
 /** Secret field values by field name (`token`, `value`, `password`, `privateKey`, `clientSecret`, `refreshToken`). */
 export type CredentialSecrets = Record<string, string>;

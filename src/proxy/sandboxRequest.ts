@@ -3,9 +3,11 @@
 // upstream with both bodies streamed, and writes the audit event and log line.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, pipeline, type TransformCallback } from 'node:stream';
+import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { pathForAudit, type AuditLog } from '../audit/auditLog.ts';
+import { INVALID_TOKEN_BODY_PEEK_BYTES, showsInvalidToken, type OAuthProvider } from '../credentials/oauth/providerRules.ts';
+import type { TokenManager } from '../credentials/oauth/tokenManager.ts';
 import { applyQueryInjection, injectedHeaderNames, type CredentialInjector, type Injection } from '../credentials/injection.ts';
 import type { Bundle, Credential, Session } from '../domain/types.ts';
 import { ProxyError, problemResponse } from '../errors.ts';
@@ -35,6 +37,7 @@ export interface SandboxRequestDeps {
   injector: CredentialInjector;
   audit: AuditLog;
   logger: Logger;
+  tokens?: TokenManager;
 }
 
 export class SandboxRequestHandler {
@@ -80,50 +83,81 @@ export class SandboxRequestHandler {
       if (refusal) {
         throw refusal;
       }
-      injection = await this.#deps.injector.prepare(context.credential.credential);
+      injection = await this.#deps.injector.prepare(context.credential.credential, context.credential.bundle.name);
     }
 
     const dispatcher = this.#deps.pool.dispatcher(context.credential?.credential.id ?? 'anonymous');
-    return { dispatcher, injection, upstreamPath: applyQueryInjection(pathWithQuery, injection?.query ?? null) };
+    return { dispatcher, injection, upstreamPath: applyQueryInjection(pathWithQuery, injection?.query ?? null), originalPath: pathWithQuery };
   }
 
+  /**
+   * Sends the request upstream and streams the answer back. When the answer shows
+   * that an injected OAuth token is no longer valid, the token is dropped and, if
+   * the request body can be sent again, the request is retried once with a new token.
+   */
   async #forward(context: RequestContext, prepared: Prepared, req: IncomingMessage, res: ServerResponse, outcome: Outcome): Promise<void> {
-    const { target } = context;
-    const defaultPort = target.scheme === 'https' ? 443 : 80;
-    const headers = upstreamRequestHeaders(req.rawHeaders, {
-      host: formatAuthority(target.host, target.port, defaultPort),
-      remove: prepared.injection ? injectedHeaderNames(prepared.injection) : undefined,
-    });
-    if (prepared.injection) {
-      headers.push(...prepared.injection.headers);
-    }
-
-    const requestBody = hasBody(req) ? countBytes(req, (count) => (outcome.bytesIn = count)) : null;
     const abort = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
 
-    const upstream = await prepared.dispatcher.request({
-      origin: `${target.scheme}://${formatAuthority(target.host, target.port)}`,
-      path: prepared.upstreamPath,
-      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-      headers: flattenHeaders(headers),
-      body: requestBody,
-      signal: abort.signal,
-    });
+    const body = await readReplayableBody(req, prepared.injection?.token ? MAX_REPLAY_BODY_BYTES : 0, (count) => (outcome.bytesIn = count));
+    let upstream = await this.#send(context, prepared, req, body, abort.signal);
+    let prefix: Buffer | null = null;
+
+    const token = prepared.injection?.token;
+    if (token) {
+      prefix = await peekInvalidTokenBody(token.provider, upstream);
+      if (showsInvalidToken(token.provider, upstream.statusCode, prefix?.toString('utf8') ?? null)) {
+        this.#deps.tokens?.invalidate(token.credentialId, token.accessToken);
+        if (body.replayable) {
+          this.#deps.logger.info({ session: context.session.id, credential: context.credential?.credential.name, status: upstream.statusCode }, 'upstream rejected the token; retrying once with a new token');
+          upstream.body.destroy();
+          const retried = await this.#prepare(context, req.method ?? 'GET', prepared.originalPath);
+          upstream = await this.#send(context, retried, req, body, abort.signal);
+          prefix = null;
+        }
+      }
+    }
 
     outcome.status = upstream.statusCode;
     res.writeHead(upstream.statusCode, flattenHeaders(downstreamResponseHeaders(upstream.headers)));
     res.flushHeaders();
+    const counter = countingTransform((count) => (outcome.bytesOut = count));
+    if (prefix && prefix.length > 0) {
+      counter.write(prefix);
+    }
 
     await new Promise<void>((resolve) => {
-      pipeline(upstream.body, countingTransform((count) => (outcome.bytesOut = count)), res, (error) => {
+      pipeline(upstream.body, counter, res, (error) => {
         if (error && !res.destroyed) {
           res.destroy(error);
         }
         resolve();
       });
+    });
+  }
+
+  async #send(context: RequestContext, prepared: Prepared, req: IncomingMessage, body: RequestBody, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const { target } = context;
+    const headers = upstreamRequestHeaders(req.rawHeaders, {
+      host: formatAuthority(target.host, target.port, target.scheme === 'https' ? 443 : 80),
+      remove: prepared.injection ? injectedHeaderNames(prepared.injection) : undefined,
+    });
+    if (prepared.injection) {
+      headers.push(...prepared.injection.headers);
+    }
+    if (body.replayable && body.buffer) {
+      headers.push(['content-length', String(body.buffer.length)]);
+    }
+
+    return prepared.dispatcher.request({
+      origin: `${target.scheme}://${formatAuthority(target.host, target.port)}`,
+      path: prepared.upstreamPath,
+      method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+      headers: flattenHeaders(headers),
+      body: body.replayable ? body.buffer : body.stream,
+      signal,
     });
   }
 
@@ -176,7 +210,19 @@ interface Prepared {
   dispatcher: Dispatcher;
   injection: Injection | null;
   upstreamPath: string;
+  /** The path before the credential's query parameter was added, for a retry to start from. */
+  originalPath: string;
 }
+
+/** A request body either held in memory (so it can be sent twice) or streamed once. */
+type RequestBody = { replayable: true; buffer: Buffer | null } | { replayable: false; stream: Readable };
+
+/**
+ * Bodies up to this size are held in memory when an OAuth token is injected, so the
+ * request can be retried once if the upstream rejects the token. Larger bodies, and
+ * chunked bodies of unknown size, are streamed and a rejection goes back to the client.
+ */
+export const MAX_REPLAY_BODY_BYTES = 64 * 1024;
 
 interface Outcome {
   status: number | null;
@@ -201,10 +247,69 @@ function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-function countBytes(source: IncomingMessage, report: (count: number) => void): Transform {
-  const counter = countingTransform(report);
-  pipeline(source, counter, () => {});
-  return counter;
+async function readReplayableBody(req: IncomingMessage, limit: number, report: (count: number) => void): Promise<RequestBody> {
+  if (!hasBody(req)) {
+    return { replayable: true, buffer: null };
+  }
+
+  const length = Number(req.headers['content-length']);
+  if (req.headers['transfer-encoding'] !== undefined || !Number.isSafeInteger(length) || length > limit) {
+    const counter = countingTransform(report);
+    pipeline(req, counter, () => {});
+    return { replayable: false, stream: counter };
+  }
+
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    chunks.push(chunk as Buffer);
+  }
+  const buffer = Buffer.concat(chunks);
+  report(buffer.length);
+  return { replayable: true, buffer };
+}
+
+/**
+ * Reads the start of a response body where the status alone cannot tell whether the
+ * token was rejected (Salesforce's 403 `Bad_OAuth_Token`). Returns the bytes read, which
+ * must be sent on before the rest of the body.
+ */
+async function peekInvalidTokenBody(provider: OAuthProvider, upstream: Dispatcher.ResponseData): Promise<Buffer | null> {
+  if (provider !== 'salesforce' || upstream.statusCode !== 403) {
+    return null;
+  }
+  return readPrefix(upstream.body, INVALID_TOKEN_BODY_PEEK_BYTES);
+}
+
+/** Reads at least `max` bytes (or up to the end) without ending the stream, so the rest can still be piped. */
+async function readPrefix(stream: Readable, max: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  while (size < max) {
+    const chunk = stream.read() as Buffer | null;
+    if (chunk !== null) {
+      chunks.push(chunk);
+      size += chunk.length;
+      continue;
+    }
+    if (stream.readableEnded || stream.destroyed) break;
+    const ended = await new Promise<boolean>((resolve) => {
+      const onReadable = () => finish(false);
+      const onEnd = () => finish(true);
+      const finish = (done: boolean) => {
+        stream.off('readable', onReadable);
+        stream.off('end', onEnd);
+        stream.off('error', onEnd);
+        stream.off('close', onEnd);
+        resolve(done);
+      };
+      stream.on('readable', onReadable);
+      stream.on('end', onEnd);
+      stream.on('error', onEnd);
+      stream.on('close', onEnd);
+    });
+    if (ended) break;
+  }
+  return Buffer.concat(chunks);
 }
 
 function countingTransform(report: (count: number) => void): Transform {

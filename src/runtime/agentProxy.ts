@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { buildAdminServer, type ApplyResult } from '../admin/adminServer.ts';
 import { AuditLog } from '../audit/auditLog.ts';
 import { validateBundlesDocument } from '../config/bundlesFile.ts';
-import { StaticCredentialInjector, type CredentialInjector } from '../credentials/injection.ts';
+import { DefaultCredentialInjector, type CredentialInjector } from '../credentials/injection.ts';
+import { TokenManager } from '../credentials/oauth/tokenManager.ts';
+import { ConnectionTester } from '../credentials/testConnection.ts';
 import type { ProxyConfig } from '../domain/types.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { compileConfig, type CompiledConfig } from '../policy/compiledConfig.ts';
@@ -93,10 +95,13 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
   const upstreamCa = (options.upstreamCaFiles ?? []).map((file) => readUpstreamCa(file));
   const dialer = new Dialer({ resolver: options.resolver ?? systemResolver, pins: options.resolvePins ?? [], upstreamCa, connectTimeoutMs: 10_000 });
   const pool = new UpstreamPool(dialer, () => compiled.allowedNetworks);
+  const tokens = new TokenManager({ pool, store, audit, logger });
 
   const reload = async (): Promise<void> => {
     compiled = compileConfig(await store.loadConfig());
-    pool.retain(new Set(compiled.credentials.map((entry) => entry.credential.id)));
+    const credentialIds = new Set(compiled.credentials.map((entry) => entry.credential.id));
+    pool.retain(credentialIds);
+    tokens.retain(credentialIds);
     logger.info({ bundles: compiled.source.bundles.length, credentials: compiled.credentials.length }, 'configuration loaded');
   };
 
@@ -119,9 +124,10 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
     logger.info({ created: changes.created, changed: changes.changed, deleted: changes.deleted }, 'configuration applied from --config');
   }
 
-  const injector: CredentialInjector = new StaticCredentialInjector();
+  const injector: CredentialInjector = new DefaultCredentialInjector(tokens);
+  const tester = new ConnectionTester({ injector, dispatcher: (credentialId) => pool.dispatcher(credentialId) });
   const authenticator = new SessionAuthenticator(store);
-  const handler = new SandboxRequestHandler({ pool, injector, audit, logger });
+  const handler = new SandboxRequestHandler({ pool, injector, audit, logger, tokens });
   const webSockets = new WebSocketRelay({ pool, injector, audit, logger });
   const leafCache = new LeafCertificateCache(ca);
   const interceptor = new TlsInterceptor({ leafCache, handler, webSockets, authenticator, logger });
@@ -143,6 +149,10 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
     caPem: ca.certPem,
     metrics: metrics.registry,
     applyConfig: apply,
+    testConnection: async (name) => {
+      const entry = compiled.credentials.find((candidate) => candidate.credential.name === name);
+      return entry ? tester.test(entry.bundle, entry.credential) : null;
+    },
     ready: () => ready,
     logger,
   });

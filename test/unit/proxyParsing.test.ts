@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { pathForAudit } from '../../src/audit/auditLog.ts';
-import { applyQueryInjection, StaticCredentialInjector } from '../../src/credentials/injection.ts';
+import { applyQueryInjection, DefaultCredentialInjector } from '../../src/credentials/injection.ts';
 import type { Credential, CredentialSettings } from '../../src/domain/types.ts';
 import { formatAuthority, parseConnectAuthority } from '../../src/proxy/authority.ts';
 import { parseResolvePin } from '../../src/proxy/dialer.ts';
@@ -98,7 +98,7 @@ describe('injection', () => {
   }
 
   test('bearer, basic and api_key headers', async () => {
-    const injector = new StaticCredentialInjector();
+    const injector = new DefaultCredentialInjector();
 
     assert.deepEqual((await injector.prepare(credentialOf({ type: 'bearer_token' }, { token: 'tok' }))).headers, [['authorization', 'Bearer tok'], ['X-Version', '2']]);
     assert.deepEqual((await injector.prepare(credentialOf({ type: 'basic_auth', username: 'me@x.test' }, { password: 'pw' }))).headers[0], [
@@ -110,7 +110,7 @@ describe('injection', () => {
   });
 
   test('token types fail closed with credential_unavailable', async () => {
-    const injector = new StaticCredentialInjector();
+    const injector = new DefaultCredentialInjector();
     const settings: CredentialSettings = { type: 'oauth2_client_credentials', clientId: 'id', tokenUrl: 'https://t.test/token' };
 
     await assert.rejects(injector.prepare(credentialOf(settings, { clientSecret: 's' })), { code: 'credential_unavailable' });
