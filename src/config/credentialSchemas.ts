@@ -2,8 +2,9 @@
 // the field schemas the rest of the file shares. Messages are written for the person
 // editing the file: each names the bad value (never a secret) and the fix.
 
-import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { z } from 'zod';
+import { DEFAULT_JWT_ALGORITHM, detectProvider, validateJwtSettings, type JwtAssertionSettings, type JwtProvider } from '../credentials/jwtAssertion.ts';
+import { isJwtSigningAlgorithm, JWT_ALGORITHM_KEYS, parsePrivateKey, PrivateKeyError, type ParsedPrivateKey } from '../credentials/privateKey.ts';
 import { parseDuration } from './duration.ts';
 import { SECRET_FIELDS, type CredentialType } from '../domain/types.ts';
 import { HostPatternError, parseHostPattern } from '../policy/hostPattern.ts';
@@ -30,19 +31,6 @@ const FRAMING_HEADERS = new Set([
   'upgrade',
 ]);
 
-/** JWS algorithms a JWT bearer assertion may be signed with, and the key each one needs. */
-const JWT_ALGORITHMS: Record<string, { keyType: 'rsa' | 'ec'; curve?: string }> = {
-  RS256: { keyType: 'rsa' },
-  RS384: { keyType: 'rsa' },
-  RS512: { keyType: 'rsa' },
-  PS256: { keyType: 'rsa' },
-  PS384: { keyType: 'rsa' },
-  PS512: { keyType: 'rsa' },
-  ES256: { keyType: 'ec', curve: 'prime256v1' },
-  ES384: { keyType: 'ec', curve: 'secp384r1' },
-  ES512: { keyType: 'ec', curve: 'secp521r1' },
-};
-const DEFAULT_JWT_ALGORITHM = 'RS256';
 
 // ---------------------------------------------------------------- helpers
 
@@ -436,8 +424,8 @@ const jwtBearerSchema = credentialSchema({
   scope: optionalText('the scope'),
   algorithm: z
     .string()
-    .refine((algorithm) => algorithm in JWT_ALGORITHMS, {
-      error: (issue) => `${JSON.stringify(issue.input)} is not a supported algorithm; use one of ${Object.keys(JWT_ALGORITHMS).join(', ')}`,
+    .refine((algorithm) => isJwtSigningAlgorithm(algorithm), {
+      error: (issue) => `${JSON.stringify(issue.input)} is not a supported algorithm; use one of ${Object.keys(JWT_ALGORITHM_KEYS).join(', ')}`,
     })
     .optional(),
   keyId: optionalText('the key id (kid)'),
@@ -446,42 +434,31 @@ const jwtBearerSchema = credentialSchema({
 function checkPrivateKey(credential: Record<string, unknown>, context: z.RefinementCtx): void {
   const pem = credential['privateKey'];
   const algorithm = credential['algorithm'] ?? DEFAULT_JWT_ALGORITHM;
-  if (typeof pem !== 'string' || pem === '' || typeof algorithm !== 'string') return;
+  if (typeof pem !== 'string' || pem === '' || typeof algorithm !== 'string' || !isJwtSigningAlgorithm(algorithm)) return;
 
-  // OpenSSL fails on an encrypted key with an unhelpful "interrupted or cancelled", so
-  // recognise the PKCS#8 and legacy OpenSSL encrypted forms by their headers first.
-  if (pem.includes('BEGIN ENCRYPTED PRIVATE KEY') || pem.includes('Proc-Type: 4,ENCRYPTED')) {
-    context.addIssue({
-      code: 'custom',
-      path: ['privateKey'],
-      message: 'the private key is encrypted; give it unencrypted (openssl pkey -in KEY -out PLAIN_KEY)',
-    });
-    return;
-  }
-
-  let key: KeyObject;
+  let key: ParsedPrivateKey;
   try {
-    key = createPrivateKey({ key: pem, format: 'pem' });
-  } catch {
-    context.addIssue({
-      code: 'custom',
-      path: ['privateKey'],
-      message: 'not a PEM private key; give a PKCS#1 (BEGIN RSA PRIVATE KEY), PKCS#8 (BEGIN PRIVATE KEY) or SEC1 (BEGIN EC PRIVATE KEY) key',
-    });
+    key = parsePrivateKey(pem, { algorithm });
+  } catch (error) {
+    if (!(error instanceof PrivateKeyError)) throw error;
+    context.addIssue({ code: 'custom', path: ['privateKey'], message: error.message });
     return;
   }
 
-  const needed = JWT_ALGORITHMS[algorithm];
-  if (needed === undefined) return;
-  const keyType = key.asymmetricKeyType === 'rsa-pss' ? 'rsa' : key.asymmetricKeyType;
-  const curve = key.asymmetricKeyDetails?.namedCurve;
-  if (keyType !== needed.keyType || (needed.curve !== undefined && curve !== needed.curve)) {
-    const actual = keyType === 'ec' ? `an EC ${curve ?? ''} key` : `a ${keyType ?? 'unknown'} key`;
-    context.addIssue({
-      code: 'custom',
-      path: ['privateKey'],
-      message: `the private key is ${actual} but algorithm is ${algorithm}; set algorithm to match the key (RS256 for RSA, ES256 for P-256, ES384 for P-384, ES512 for P-521)`,
-    });
+  const tokenUrl = credential['tokenUrl'];
+  const issuer = credential['issuer'];
+  if (typeof tokenUrl !== 'string' || typeof issuer !== 'string' || !URL.canParse(tokenUrl)) return;
+  const settings: JwtAssertionSettings = {
+    issuer,
+    tokenUrl,
+    algorithm,
+    ...(typeof credential['subject'] === 'string' ? { subject: credential['subject'] } : {}),
+    ...(typeof credential['audience'] === 'string' ? { audience: credential['audience'] } : {}),
+    ...(typeof credential['scope'] === 'string' ? { scope: credential['scope'] } : {}),
+  };
+  const provider = typeof credential['provider'] === 'string' ? (credential['provider'] as JwtProvider) : detectProvider(tokenUrl);
+  for (const problem of validateJwtSettings(settings, key, provider)) {
+    context.addIssue({ code: 'custom', message: problem });
   }
 }
 

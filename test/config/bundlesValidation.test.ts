@@ -446,7 +446,7 @@ describe('oauth2_jwt_bearer', () => {
       {
         path: 'privateKey',
         message:
-          'the private key is an EC prime256v1 key but algorithm is RS256; set algorithm to match the key (RS256 for RSA, ES256 for P-256, ES384 for P-384, ES512 for P-521)',
+          'The private key is an EC P-256 key, but algorithm RS256 needs an RSA key. Paste an RSA private key of 2048 bits or more, or set algorithm to ES256 to match this key.',
       },
     ]);
   });
@@ -456,14 +456,14 @@ describe('oauth2_jwt_bearer', () => {
       {
         path: 'privateKey',
         message:
-          'not a PEM private key; give a PKCS#1 (BEGIN RSA PRIVATE KEY), PKCS#8 (BEGIN PRIVATE KEY) or SEC1 (BEGIN EC PRIVATE KEY) key',
+          'The private key is not in PEM format. Paste the whole key, from its -----BEGIN PRIVATE KEY----- line (or BEGIN RSA PRIVATE KEY or BEGIN EC PRIVATE KEY) through its END line.',
       },
     ]);
   });
 
   test('rejects an encrypted key', () => {
     assert.deepEqual(credentialIssues('oauth2_jwt_bearer', { privateKey: encryptedKey }), [
-      { path: 'privateKey', message: 'the private key is encrypted; give it unencrypted (openssl pkey -in KEY -out PLAIN_KEY)' },
+      { path: 'privateKey', message: 'The private key is encrypted (BEGIN ENCRYPTED PRIVATE KEY), and the proxy cannot use a key that needs a passphrase. Decrypt it first (openssl pkey -in key.pem -out key-decrypted.pem) and paste the decrypted key.' },
     ]);
   });
 
