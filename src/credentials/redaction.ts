@@ -1,10 +1,13 @@
 import { createHmac } from 'node:crypto';
+import { parsePrivateKey } from './privateKey.ts';
 import type { Bundle, Credential, CredentialSettings, ProxyConfig } from '../domain/types.ts';
 
 /** How a secret field appears outside the proxy: whether it is set, and a fingerprint to compare values by. */
 export interface SecretView {
   set: true;
   fingerprint: string;
+  /** For a private key: SHA-256 of its public key, to compare with the certificate uploaded to the provider. */
+  publicKeyFingerprint?: string;
 }
 
 export interface CredentialView {
@@ -35,12 +38,25 @@ export function fingerprintSecret(value: string, key: Buffer): string {
   return `hmac-sha256:${createHmac('sha256', key).update(value, 'utf8').digest('hex').slice(0, 16)}`;
 }
 
+/**
+ * Shows a private key by the SHA-256 fingerprints of the key and of its public key.
+ * A private key cannot be guessed, so a plain SHA-256 of it gives nothing away.
+ */
+function privateKeyView(pem: string, fingerprintKey: Buffer): SecretView {
+  try {
+    const key = parsePrivateKey(pem);
+    return { set: true, fingerprint: key.fingerprint, publicKeyFingerprint: key.publicKeyFingerprint };
+  } catch {
+    return { set: true, fingerprint: fingerprintSecret(pem, fingerprintKey) };
+  }
+}
+
 /** Returns the credential with every secret value replaced by its `SecretView`. */
 export function redactCredential(credential: Credential, fingerprintKey: Buffer): CredentialView {
   const { type, ...settings } = credential.settings;
   const secrets: Record<string, SecretView> = {};
   for (const [field, value] of Object.entries(credential.secrets)) {
-    secrets[field] = { set: true, fingerprint: fingerprintSecret(value, fingerprintKey) };
+    secrets[field] = field === 'privateKey' ? privateKeyView(value, fingerprintKey) : { set: true, fingerprint: fingerprintSecret(value, fingerprintKey) };
   }
   return {
     id: credential.id,

@@ -42,9 +42,9 @@ export class ConnectionTester {
       if (injection.token) {
         result.token = { subject: injection.token.subject, instanceUrl: injection.token.instanceUrl, expiresAt: new Date(injection.token.expiresAt).toISOString() };
         const instanceHost = injection.token.instanceUrl ? hostOf(injection.token.instanceUrl) : null;
-        if (instanceHost && !allowedOn(credential, instanceHost)) {
+        if (instanceHost && !allowedOn(credential, instanceHost, portOf(injection.token.instanceUrl!))) {
           result.warnings.push(
-            `The token endpoint returned instance_url ${injection.token.instanceUrl}, whose host ${instanceHost} is not among the allowed websites (${credential.allowedWebsites.join(', ')}); requests to it will not get the credential. Add ${instanceHost} to allowedWebsites.`,
+            `The token endpoint returned instance_url ${injection.token.instanceUrl}, whose host ${instanceHost} is not among the allowed websites (${credential.allowedWebsites.join(', ')}); requests to it will not get the credential. Add it to allowedWebsites.`,
           );
         }
       }

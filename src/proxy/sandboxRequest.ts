@@ -51,7 +51,7 @@ export class SandboxRequestHandler {
   async handle(context: RequestContext, req: IncomingMessage, res: ServerResponse, pathWithQuery: string): Promise<void> {
     const started = performance.now();
     const method = req.method ?? 'GET';
-    const outcome: Outcome = { status: null, errorCode: null, bytesIn: 0, bytesOut: 0 };
+    const outcome: Outcome = { status: null, errorCode: null, bytesIn: 0, bytesOut: 0, subject: null };
 
     try {
       const prepared = await this.#prepare(context, method, pathWithQuery);
@@ -101,6 +101,7 @@ export class SandboxRequestHandler {
       if (!res.writableFinished) abort.abort();
     });
 
+    outcome.subject = prepared.injection?.token?.subject ?? null;
     const body = await readReplayableBody(req, prepared.injection?.token ? MAX_REPLAY_BODY_BYTES : 0, (count) => (outcome.bytesIn = count));
     let upstream = await this.#send(context, prepared, req, body, abort.signal);
     let prefix: Buffer | null = null;
@@ -182,7 +183,7 @@ export class SandboxRequestHandler {
       bytesIn: outcome.bytesIn,
       bytesOut: outcome.bytesOut,
       durationMs: Math.round(durationMs),
-      subject: null,
+      subject: outcome.subject,
       clientAddress: context.clientAddress,
     });
 
@@ -225,6 +226,8 @@ type RequestBody = { replayable: true; buffer: Buffer | null } | { replayable: f
 export const MAX_REPLAY_BODY_BYTES = 64 * 1024;
 
 interface Outcome {
+  /** Who the injected OAuth token acts for, so the audit shows which user each call ran as. */
+  subject: string | null;
   status: number | null;
   errorCode: string | null;
   bytesIn: number;
