@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { BundlesFileError, formatIssues, parseBundlesText, resolveSecretRefs, validateBundlesDocument } from '../../config/bundlesFile.ts';
 import { AdminApiError } from '../adminClient.ts';
 import { CliError } from '../cliError.ts';
 import { cliContext } from '../context.ts';
@@ -20,7 +19,8 @@ export function registerApplyCommand(program: Command): void {
     .requiredOption('-f, --file <file>', 'bundles file')
     .option('--dry-run', 'show what would change without changing anything')
     .action(async (options: { file: string; dryRun?: boolean }, command: Command) => {
-      const document = readAndValidate(options.file);
+      const { formatIssues } = await import('../../config/bundlesFile.ts');
+      const document = await readAndValidate(options.file);
       const client = cliContext(command).admin();
 
       let result: ApplyResponse;
@@ -50,7 +50,9 @@ export function registerApplyCommand(program: Command): void {
 }
 
 /** Reads the file, inlines secret references and validates it here, so every error is listed before anything is sent. */
-function readAndValidate(file: string): unknown {
+async function readAndValidate(file: string): Promise<unknown> {
+  // Loaded here: the schemas pull in zod, jose and the key parser, which other commands do not need.
+  const { BundlesFileError, formatIssues, parseBundlesText, resolveSecretRefs, validateBundlesDocument } = await import('../../config/bundlesFile.ts');
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { CA_CERT_FILE } from '../../tls/ca.ts';
 import { CliError } from '../cliError.ts';
 import { cliContext } from '../context.ts';
 
@@ -23,7 +22,8 @@ export function registerCaCommand(program: Command): void {
 
 function caPath(command: Command): string {
   const { dataDir } = cliContext(command);
-  const file = path.join(dataDir.root, CA_CERT_FILE);
+  // The name `loadOrCreateCa` gives the certificate; not imported, to keep the CLI quick to start.
+  const file = path.join(dataDir.root, 'ca.pem');
   if (!existsSync(file)) {
     throw new CliError(`No CA in ${dataDir.root} yet; \`agent-proxy serve\` creates it on first start.`);
   }

@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
-import { readBundlesFile } from '../../config/bundlesFile.ts';
 import { parseResolvePin, type ResolvePin } from '../../proxy/dialer.ts';
 import { parseConnectAuthority } from '../../proxy/authority.ts';
-import { DEFAULT_ADMIN_LISTEN, DEFAULT_PROXY_LISTEN, startAgentProxy, type ListenAddress } from '../../runtime/agentProxy.ts';
+import type { ListenAddress } from '../../runtime/agentProxy.ts';
 import { CliError } from '../cliError.ts';
 import { cliContext } from '../context.ts';
 
@@ -18,16 +17,19 @@ export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('run the proxy and the admin API')
-    .option('--proxy-listen <host:port>', `proxy listen address (default ${DEFAULT_PROXY_LISTEN.host}:${DEFAULT_PROXY_LISTEN.port})`)
-    .option('--admin-listen <host:port>', `admin API and console listen address (default ${DEFAULT_ADMIN_LISTEN.host}:${DEFAULT_ADMIN_LISTEN.port})`)
+    .option('--proxy-listen <host:port>', 'proxy listen address (default 127.0.0.1:8080)')
+    .option('--admin-listen <host:port>', 'admin API and console listen address (default 127.0.0.1:8081)')
     .option('--config <file>', 'bundles file (YAML or JSON) to apply at start')
     .option('--upstream-ca <file>', 'PEM file of extra CAs trusted for upstream TLS (repeatable)', collect, [])
     .option('--resolve <host:port:addr>', 'pin a host and port to an address, as curl --resolve (repeatable)', collect, [])
     .action(async (options: ServeOptions, command: Command) => {
       const context = cliContext(command);
       const pins: ResolvePin[] = options.resolve.map((text) => wrapCliError(() => parseResolvePin(text)));
+      const { readBundlesFile } = await import('../../config/bundlesFile.ts');
       const initialConfig = options.config ? wrapCliError(() => readBundlesFile(options.config!)) : undefined;
 
+      // Loaded here so that the client commands do not pay for loading the whole server.
+      const { startAgentProxy } = await import('../../runtime/agentProxy.ts');
       const running = await startAgentProxy({
         dataDir: context.dataDir.root,
         proxyListen: options.proxyListen ? parseListen(options.proxyListen, '--proxy-listen') : undefined,
