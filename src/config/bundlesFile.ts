@@ -225,6 +225,35 @@ export function validateBundlesDocument(doc: unknown): { ok: true; config: Proxy
   return { ok: true, config: { egress, bundles } };
 }
 
+/**
+ * Validates one credential object as it appears in a bundles file, with the messages
+ * `validateBundlesDocument` gives, and paths relative to the credential (`allowedWebsites[0]`).
+ * The admin API creates and edits credentials one at a time through this.
+ */
+export function validateCredentialDocument(doc: unknown): { ok: true; value: Credential } | { ok: false; issues: ConfigIssue[] } {
+  return validateFileObject(credentialField, doc, toCredential);
+}
+
+/** Schemas of the bundle and egress objects of the file, for the admin API's one-object edits. */
+export const bundleObjectSchemas = {
+  bundle: knownFieldsObject({ name: nameField('bundle'), description: z.string().default(''), channels: channelsField }),
+  bundlePatch: knownFieldsObject({ name: nameField('bundle').optional(), description: z.string().optional(), channels: channelsField.optional() }),
+  egress: egressField,
+} as const;
+
+/** Parses `value` with one of the file's object schemas, wording issues as `validateBundlesDocument` does. */
+export function validateFileObject<Schema extends z.ZodType, Result = z.output<Schema>>(
+  schema: Schema,
+  value: unknown,
+  build: (parsed: z.output<Schema>) => Result = (parsed) => parsed as Result,
+): { ok: true; value: Result } | { ok: false; issues: ConfigIssue[] } {
+  const result = schema.safeParse(value, { error: genericMessage });
+  if (!result.success) {
+    return { ok: false, issues: result.error.issues.map((issue) => ({ path: formatPath(issue.path), message: issue.message })) };
+  }
+  return { ok: true, value: build(result.data) };
+}
+
 const COMMON_CREDENTIAL_FIELDS = new Set(['name', 'type', 'allowedWebsites', 'access', 'rules', 'extraHeaders']);
 
 function toCredential(parsed: ParsedCredential): Credential {

@@ -113,7 +113,8 @@ export class SandboxRequestHandler {
         this.#deps.tokens?.invalidate(token.credentialId, token.accessToken);
         if (body.replayable) {
           this.#deps.logger.info({ session: context.session.id, credential: context.credential?.credential.name, status: upstream.statusCode }, 'upstream rejected the token; retrying once with a new token');
-          upstream.body.destroy();
+          // dump() drains the rejected response with an error listener attached. destroy() alone emits an unhandled 'error' that ends the process.
+          await upstream.body.dump();
           const retried = await this.#prepare(context, req.method ?? 'GET', prepared.originalPath);
           upstream = await this.#send(context, retried, req, body, abort.signal);
           prefix = null;
@@ -149,7 +150,9 @@ export class SandboxRequestHandler {
       headers.push(...prepared.injection.headers);
     }
     if (body.replayable && body.buffer) {
-      headers.push(['content-length', String(body.buffer.length)]);
+      // The client's own Content-Length is still in `headers`, and undici rejects a request with two.
+      const framed = headers.filter(([name]) => name.toLowerCase() !== 'content-length');
+      headers.splice(0, headers.length, ...framed, ['content-length', String(body.buffer.length)]);
     }
 
     return prepared.dispatcher.request({

@@ -9,6 +9,8 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { ProxyError, problemResponse } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import type { CompiledConfig } from '../policy/compiledConfig.ts';
+import { decideTarget } from '../policy/decide.ts';
 import { normalizeHost } from '../policy/hostPattern.ts';
 import { parseIpLiteral } from '../policy/ipAddress.ts';
 import type { SessionAuthenticator } from '../sessions/sessionAuthenticator.ts';
@@ -31,6 +33,8 @@ export interface TlsInterceptorDeps {
   webSockets: WebSocketRelay;
   authenticator: SessionAuthenticator;
   logger: Logger;
+  /** The configuration in force now, so that each request of a kept-alive tunnel gets the current credential. */
+  config?: () => CompiledConfig;
 }
 
 export class TlsInterceptor {
@@ -130,6 +134,18 @@ export class TlsInterceptor {
       return new ProxyError('proxy_auth_required', `Session ${context.session.id} is no longer valid (revoked or expired). Create a new session.`, {
         session: context.session.id,
       });
+    }
+
+    // The tunnel chose its credential at CONNECT time, and an apply since then may have changed, narrowed or removed it.
+    if (this.#deps.config) {
+      const decision = decideTarget(this.#deps.config(), { channel: context.session.channel, host: target.host, port: target.port, scheme: 'https' });
+      if (decision.kind === 'deny') {
+        return decision.error;
+      }
+      if (decision.kind !== 'intercept') {
+        return new ProxyError('misdirected_request', `The configuration changed after this tunnel to ${target.host}:${target.port} was opened, and no credential covers the host now. Open a new CONNECT to reach it.`, { host: target.host });
+      }
+      connection.context = { ...context, credential: { bundle: decision.bundle, credential: decision.credential } };
     }
 
     if (connection.serverName !== null && normalizeHost(connection.serverName) !== target.host) {

@@ -13,6 +13,7 @@ import { TokenManager } from '../credentials/oauth/tokenManager.ts';
 import { ConnectionTester } from '../credentials/testConnection.ts';
 import type { ProxyConfig } from '../domain/types.ts';
 import { createLogger, type Logger } from '../log.ts';
+import { buildCredentialFromPreset, getPreset, listPresets } from '../presets/presets.ts';
 import { compileConfig, type CompiledConfig } from '../policy/compiledConfig.ts';
 import { Dialer, systemResolver, type HostResolver, type ResolvePin } from '../proxy/dialer.ts';
 import { ProxyServer } from '../proxy/proxyServer.ts';
@@ -130,7 +131,7 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
   const handler = new SandboxRequestHandler({ pool, injector, audit, logger, tokens });
   const webSockets = new WebSocketRelay({ pool, injector, audit, logger });
   const leafCache = new LeafCertificateCache(ca);
-  const interceptor = new TlsInterceptor({ leafCache, handler, webSockets, authenticator, logger });
+  const interceptor = new TlsInterceptor({ leafCache, handler, webSockets, authenticator, logger, config: () => compiled });
   const proxy = new ProxyServer({ config: () => compiled, authenticator, dialer, interceptor, handler, audit, logger });
 
   const proxyListen = options.proxyListen ?? DEFAULT_PROXY_LISTEN;
@@ -149,6 +150,8 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
     caPem: ca.certPem,
     metrics: metrics.registry,
     applyConfig: apply,
+    reloadConfig: reload,
+    presets: { listPresets, getPreset, buildCredentialFromPreset },
     testConnection: async (name) => {
       const entry = compiled.credentials.find((candidate) => candidate.credential.name === name);
       return entry ? tester.test(entry.bundle, entry.credential) : null;

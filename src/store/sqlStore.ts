@@ -15,7 +15,7 @@ import type {
   ProxyConfig,
 } from '../domain/types.ts';
 import type { SqlDatabase } from './sqlDatabase.ts';
-import type { AuditQuery, ConfigChanges, RefreshTokenRotation, Store, StoredSession } from './store.ts';
+import type { AuditQuery, ConfigChanges, ConfigUpdate, CredentialActivity, RefreshTokenRotation, Store, StoredSession } from './store.ts';
 
 export const DEFAULT_AUDIT_LIMIT = 100;
 
@@ -130,29 +130,23 @@ export class SqlStore implements Store {
   }
 
   loadConfig(): Promise<ProxyConfig> {
-    return this.#database.transaction(
-      async (tx) => {
-        const egress = await readEgress(tx);
-        const bundleRows = await tx.query<BundleRow>('SELECT * FROM bundles');
-        const credentialRows = await tx.query<CredentialRow>('SELECT * FROM credentials');
-
-        const credentialsByBundle = new Map<string, Credential[]>();
-        for (const row of sortByName(credentialRows)) {
-          const credentials = credentialsByBundle.get(row.bundle_id) ?? [];
-          credentials.push(toCredential(row));
-          credentialsByBundle.set(row.bundle_id, credentials);
-        }
-        const bundles = sortByName(bundleRows).map((row) => toBundle(row, credentialsByBundle.get(row.id) ?? []));
-        return { egress, bundles };
-      },
-      { readOnly: true },
-    );
+    return this.#database.transaction((tx) => readConfigIn(tx), { readOnly: true });
   }
 
   async replaceConfig(config: ProxyConfig): Promise<ConfigChanges> {
     assertUniqueNames(config);
     const now = this.#now().getTime();
     return this.#database.transaction((tx) => replaceConfigIn(tx, config, now));
+  }
+
+  async updateConfig(mutate: (config: ProxyConfig) => ProxyConfig | Promise<ProxyConfig>): Promise<ConfigUpdate> {
+    const now = this.#now().getTime();
+    return this.#database.transaction(async (tx) => {
+      const next = await mutate(await readConfigIn(tx));
+      assertUniqueNames(next);
+      const changes = await replaceConfigIn(tx, next, now, { matchIds: true });
+      return { config: await readConfigIn(tx), changes };
+    });
   }
 
   async previewConfig(config: ProxyConfig): Promise<ConfigChanges> {
@@ -281,6 +275,12 @@ export class SqlStore implements Store {
       }
       addCondition('id >', query.afterId);
     }
+    if (query.beforeId !== undefined) {
+      if (!Number.isSafeInteger(query.beforeId) || query.beforeId < 1) {
+        throw new RangeError(`Invalid audit beforeId ${query.beforeId}; pass a positive integer event id.`);
+      }
+      addCondition('id <', query.beforeId);
+    }
     if (query.since !== undefined) {
       addCondition('occurred_at >=', query.since.getTime());
     }
@@ -316,12 +316,71 @@ export class SqlStore implements Store {
     return rows.map(toAuditEvent);
   }
 
+  async credentialActivity(names: string[]): Promise<Map<string, CredentialActivity>> {
+    const activity = new Map<string, CredentialActivity>();
+    // NOTE: these walk the (credential, id) index back from the newest event until the kind
+    // matches, so the mint lookup reads every request since the credential's last mint.
+    await this.#database.transaction(
+      async (tx) => {
+        for (const name of new Set(names)) {
+          const used = await tx.query<{ occurred_at: SqlInteger }>(
+            "SELECT occurred_at FROM audit_events WHERE credential = $1 AND kind = 'request' ORDER BY id DESC LIMIT 1",
+            [name],
+          );
+          const minted = await tx.query<Pick<AuditRow, 'occurred_at' | 'status' | 'decision' | 'error_code'>>(
+            "SELECT occurred_at, status, decision, error_code FROM audit_events WHERE credential = $1 AND kind = 'mint' ORDER BY id DESC LIMIT 1",
+            [name],
+          );
+          const usedRow = used[0];
+          const mintRow = minted[0];
+          activity.set(name, {
+            lastUsedAt: usedRow === undefined ? null : new Date(Number(usedRow.occurred_at)),
+            lastMint:
+              mintRow === undefined
+                ? null
+                : {
+                    at: new Date(Number(mintRow.occurred_at)),
+                    status: toNullableNumber(mintRow.status),
+                    decision: mintRow.decision as AuditDecision,
+                    errorCode: mintRow.error_code,
+                  },
+          });
+        }
+      },
+      { readOnly: true },
+    );
+    return activity;
+  }
+
   close(): Promise<void> {
     return this.#database.close();
   }
 }
 
-async function replaceConfigIn(tx: SqlDatabase, config: ProxyConfig, now: number): Promise<ConfigChanges> {
+async function readConfigIn(tx: SqlDatabase): Promise<ProxyConfig> {
+  const egress = await readEgress(tx);
+  const bundleRows = await tx.query<BundleRow>('SELECT * FROM bundles');
+  const credentialRows = await tx.query<CredentialRow>('SELECT * FROM credentials');
+
+  const credentialsByBundle = new Map<string, Credential[]>();
+  for (const row of sortByName(credentialRows)) {
+    const credentials = credentialsByBundle.get(row.bundle_id) ?? [];
+    credentials.push(toCredential(row));
+    credentialsByBundle.set(row.bundle_id, credentials);
+  }
+  const bundles = sortByName(bundleRows).map((row) => toBundle(row, credentialsByBundle.get(row.id) ?? []));
+  return { egress, bundles };
+}
+
+interface ReplaceOptions {
+  /**
+   * Match bundles and credentials by their id instead of their name, so that a rename
+   * updates the stored row. An object with the empty id is new.
+   */
+  matchIds: boolean;
+}
+
+async function replaceConfigIn(tx: SqlDatabase, config: ProxyConfig, now: number, options: ReplaceOptions = { matchIds: false }): Promise<ConfigChanges> {
   const changes: ConfigChanges = { created: [], changed: [], deleted: [] };
 
   const storedEgress = await readEgress(tx);
@@ -336,34 +395,35 @@ async function replaceConfigIn(tx: SqlDatabase, config: ProxyConfig, now: number
 
   const storedBundles = sortByName(await tx.query<BundleRow>('SELECT * FROM bundles'));
   const storedCredentials = sortByName(await tx.query<CredentialRow>('SELECT * FROM credentials'));
-  const storedBundleByName = new Map(storedBundles.map((row) => [row.name, row]));
-  const storedCredentialByName = new Map(storedCredentials.map((row) => [row.name, row]));
-  const configBundleNames = new Set(config.bundles.map((bundle) => bundle.name));
-  const configCredentialNames = new Set(config.bundles.flatMap((bundle) => bundle.credentials.map((c) => c.name)));
+  const matchKey = (object: { id: string; name: string }): string => (options.matchIds ? object.id : object.name);
+  const storedBundleByKey = new Map(storedBundles.map((row) => [matchKey(row), row]));
+  const storedCredentialByKey = new Map(storedCredentials.map((row) => [matchKey(row), row]));
+  const configBundleKeys = new Set(config.bundles.map(matchKey));
+  const configCredentialKeys = new Set(config.bundles.flatMap((bundle) => bundle.credentials.map(matchKey)));
 
   // Credentials go first, so deleting a bundle cascades only to credentials that are deleted anyway.
   for (const row of storedCredentials) {
-    if (!configCredentialNames.has(row.name)) {
+    if (!configCredentialKeys.has(matchKey(row))) {
       await tx.execute('DELETE FROM credentials WHERE id = $1', [row.id]);
     }
   }
 
   for (const bundle of sortByName(config.bundles)) {
-    const bundleId = await upsertBundle(tx, bundle, storedBundleByName.get(bundle.name), now, changes);
+    const bundleId = await upsertBundle(tx, bundle, storedBundleByKey.get(matchKey(bundle)), now, changes);
     for (const credential of sortByName(bundle.credentials)) {
-      const stored = storedCredentialByName.get(credential.name);
+      const stored = storedCredentialByKey.get(matchKey(credential));
       await upsertCredential(tx, bundle.name, bundleId, credential, stored, now, changes);
     }
   }
 
   const bundleNameById = new Map(storedBundles.map((row) => [row.id, row.name]));
   for (const row of storedCredentials) {
-    if (!configCredentialNames.has(row.name)) {
+    if (!configCredentialKeys.has(matchKey(row))) {
       changes.deleted.push(`bundle/${bundleNameById.get(row.bundle_id) ?? row.bundle_id}/credential/${row.name}`);
     }
   }
   for (const row of storedBundles) {
-    if (!configBundleNames.has(row.name)) {
+    if (!configBundleKeys.has(matchKey(row))) {
       await tx.execute('DELETE FROM bundles WHERE id = $1', [row.id]);
       changes.deleted.push(`bundle/${row.name}`);
     }
@@ -395,9 +455,10 @@ async function upsertBundle(
     return id;
   }
 
-  if (stored.description !== bundle.description || stored.channels !== channels) {
-    await tx.execute('UPDATE bundles SET description = $2, channels = $3, updated_at = $4 WHERE id = $1', [
+  if (stored.name !== bundle.name || stored.description !== bundle.description || stored.channels !== channels) {
+    await tx.execute('UPDATE bundles SET name = $2, description = $3, channels = $4, updated_at = $5 WHERE id = $1', [
       stored.id,
+      bundle.name,
       bundle.description,
       channels,
       now,
@@ -443,13 +504,14 @@ async function upsertCredential(
     return;
   }
 
-  const unchanged = (Object.keys(content) as (keyof CredentialContent)[]).every((column) => stored[column] === content[column]);
+  const unchanged =
+    stored.name === credential.name && (Object.keys(content) as (keyof CredentialContent)[]).every((column) => stored[column] === content[column]);
   if (unchanged) {
     return;
   }
   await tx.execute(
     `UPDATE credentials SET bundle_id = $2, type = $3, settings = $4, secrets = $5, allowed_websites = $6,
-       access = $7, rules = $8, extra_headers = $9, updated_at = $10
+       access = $7, rules = $8, extra_headers = $9, updated_at = $10, name = $11
      WHERE id = $1`,
     [
       stored.id,
@@ -462,6 +524,7 @@ async function upsertCredential(
       content.rules,
       content.extra_headers,
       now,
+      credential.name,
     ],
   );
   changes.changed.push(label);

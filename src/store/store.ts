@@ -1,4 +1,4 @@
-import type { AuditEvent, ProxyConfig } from '../domain/types.ts';
+import type { AuditDecision, AuditEvent, ProxyConfig } from '../domain/types.ts';
 
 /** A session row as stored: the token itself is never stored, only its SHA-256 hash. */
 export interface StoredSession {
@@ -19,6 +19,8 @@ export interface StoredSession {
 export interface AuditQuery {
   /** Only events with an id greater than this (for `--follow`). */
   afterId?: number;
+  /** Only events with an id less than this, to page back through older events. */
+  beforeId?: number;
   /** Only events at or after this time. */
   since?: Date;
   /** Only events before this time. */
@@ -46,6 +48,19 @@ export interface ConfigChanges {
   deleted: string[];
 }
 
+/** Result of `updateConfig`: the configuration read back inside its transaction, and the changes made. */
+export interface ConfigUpdate {
+  config: ProxyConfig;
+  changes: ConfigChanges;
+}
+
+/** When a credential was last used and how its last token mint went, from the audit log. */
+export interface CredentialActivity {
+  /** Time of the latest `request` event that named the credential. */
+  lastUsedAt: Date | null;
+  lastMint: { at: Date; status: number | null; decision: AuditDecision; errorCode: string | null } | null;
+}
+
 /**
  * The narrow persistence interface of Agent Proxy. SQLite implements it now; a
  * PostgreSQL implementation must pass the same contract tests.
@@ -70,6 +85,16 @@ export interface Store {
   /** Returns what `replaceConfig(config)` would change, without changing anything. */
   previewConfig(config: ProxyConfig): Promise<ConfigChanges>;
 
+  /**
+   * Loads the configuration, passes it to `mutate` and stores what `mutate` returns, all
+   * in one write transaction, so that two concurrent edits cannot lose either update.
+   * Unlike `replaceConfig`, bundles and credentials are matched by id, so a renamed object
+   * keeps its id. An object with the empty id `''` is created with a fresh id. Throwing
+   * from `mutate` rolls back and rethrows. Returns the stored configuration as read back
+   * in the same transaction, with the changes named as `replaceConfig` names them.
+   */
+  updateConfig(mutate: (config: ProxyConfig) => ProxyConfig | Promise<ProxyConfig>): Promise<ConfigUpdate>;
+
   getRefreshTokenRotation(credentialId: string): Promise<RefreshTokenRotation | null>;
 
   /**
@@ -90,6 +115,8 @@ export interface Store {
   /** Inserts the events in one transaction; the store assigns ids and ignores any given `id`. */
   appendAudit(events: AuditEvent[]): Promise<void>;
   queryAudit(query: AuditQuery): Promise<AuditEvent[]>;
+  /** Returns the latest use and token mint of each named credential; names without events map to nulls. */
+  credentialActivity(names: string[]): Promise<Map<string, CredentialActivity>>;
 
   close(): Promise<void>;
 }
