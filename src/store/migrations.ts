@@ -122,6 +122,43 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    name: 'encryption keys and admin security',
+    statements: (t) => [
+      // Data keys encrypt secret fields (AES-256-GCM); each is stored wrapped by the master
+      // key named by `master_key_id` (a fingerprint of the master key, never the key).
+      `CREATE TABLE data_keys (
+        id TEXT PRIMARY KEY,
+        wrapped_key TEXT NOT NULL,
+        master_key_id TEXT NOT NULL,
+        created_at ${t.bigint} NOT NULL,
+        retired_at ${t.bigint}
+      )`,
+      `CREATE TABLE admin_tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        token_hash ${t.bytes} NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'viewer', 'session-issuer')),
+        created_at ${t.bigint} NOT NULL,
+        expires_at ${t.bigint},
+        revoked_at ${t.bigint},
+        last_used_at ${t.bigint}
+      )`,
+      // Who changed what in the configuration: names of objects and fields, never values.
+      `CREATE TABLE admin_audit_events (
+        id ${t.autoIncrementKey},
+        occurred_at ${t.bigint} NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT,
+        fields TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        client_address TEXT
+      )`,
+      'CREATE INDEX admin_audit_events_occurred_at ON admin_audit_events (occurred_at)',
+    ],
+  },
 ];
 
 export const LATEST_SCHEMA_VERSION = Math.max(...MIGRATIONS.map((migration) => migration.version));

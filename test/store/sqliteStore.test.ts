@@ -70,6 +70,7 @@ describe('SQLite store', () => {
     assert.deepEqual(versions, [
       { version: 1, name: 'initial schema' },
       { version: 2, name: 'rotated refresh tokens' },
+      { version: 3, name: 'encryption keys and admin security' },
     ]);
   });
 
@@ -87,7 +88,7 @@ describe('SQLite store', () => {
       assert.ok(error instanceof SchemaTooNewError);
       assert.equal(
         error.message,
-        `The database ${path} has schema version 7, but this release of Agent Proxy supports up to version 2. ` +
+        `The database ${path} has schema version 7, but this release of Agent Proxy supports up to version 3. ` +
           'Upgrade Agent Proxy to the release that wrote this database, or point it at another database.',
       );
       return true;
