@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { DEFAULT_EGRESS } from '../../src/domain/types.ts';
-import { MIGRATIONS, SchemaTooNewError, migrate, readSchemaVersion } from '../../src/store/migrations.ts';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS, SchemaTooNewError, migrate, readSchemaVersion } from '../../src/store/migrations.ts';
 import { openSqliteStore } from '../../src/store/openStore.ts';
 import type { SqlDatabase } from '../../src/store/sqlDatabase.ts';
 import { SqliteDatabase } from '../../src/store/sqliteDatabase.ts';
@@ -99,7 +99,7 @@ describe('SQLite store', () => {
     const database = SqliteDatabase.open(path);
     await migrate(database);
     const second = {
-      version: 2,
+      version: LATEST_SCHEMA_VERSION + 1,
       name: 'add notes',
       statements: () => ['ALTER TABLE bundles ADD COLUMN notes TEXT'],
     };
@@ -107,7 +107,7 @@ describe('SQLite store', () => {
     await migrate(database, { migrations: [...MIGRATIONS, second] });
     await migrate(database, { migrations: [...MIGRATIONS, second] });
 
-    assert.equal(await readSchemaVersion(database), 2);
+    assert.equal(await readSchemaVersion(database), LATEST_SCHEMA_VERSION + 1);
     await database.close();
   });
 
