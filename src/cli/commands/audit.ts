@@ -35,6 +35,9 @@ export function registerAuditCommand(program: Command): void {
       if (options.format !== 'text' && options.format !== 'json') {
         throw new CliError(`--format "${options.format}" is invalid: use text or json`);
       }
+      if (options.decision !== undefined && !['allowed', 'denied', 'error'].includes(options.decision)) {
+        throw new CliError(`--decision "${options.decision}" is invalid: use allowed, denied or error`);
+      }
       const admin = cliContext(command).admin();
       const filters = new URLSearchParams();
       for (const key of ['channel', 'credential', 'bundle', 'decision', 'since', 'limit'] as const) {

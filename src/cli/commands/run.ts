@@ -5,6 +5,7 @@ import { sandboxEnvironment } from '../../sessions/sandboxEnvironment.ts';
 import type { CreatedSession } from '../../sessions/sessionService.ts';
 import { CliError } from '../cliError.ts';
 import { cliContext } from '../context.ts';
+import { checkTtlOption, warnIfChannelUncovered } from '../sessionRequest.ts';
 
 export function registerRunCommand(program: Command): void {
   program
@@ -15,7 +16,9 @@ export function registerRunCommand(program: Command): void {
     .option('--ttl <duration>', 'session lifetime (default 8h)')
     .argument('<command...>', 'command and its arguments, after --')
     .action(async (argv: string[], options: { channel: string; thread?: string; ttl?: string }, command: Command) => {
+      checkTtlOption(options.ttl);
       const admin = cliContext(command).admin();
+      await warnIfChannelUncovered(admin, options.channel);
       const session = await admin.call<CreatedSession>('POST', '/api/v1/sessions', { channel: options.channel, thread: options.thread, ttl: options.ttl });
 
       let status: number;
@@ -25,6 +28,9 @@ export function registerRunCommand(program: Command): void {
         await admin.call('DELETE', `/api/v1/sessions/${encodeURIComponent(session.id)}`).catch((error: Error) => {
           process.stderr.write(`agent-proxy: could not revoke session ${session.id}: ${error.message}\n`);
         });
+      }
+      if (status !== 0) {
+        process.stderr.write(`agent-proxy: the command exited with status ${status}; \`agent-proxy audit --since 10m --channel ${options.channel}\` shows what the proxy allowed and refused.\n`);
       }
       process.exitCode = status;
     });

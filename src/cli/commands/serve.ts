@@ -49,7 +49,7 @@ export function registerServeCommand(program: Command): void {
           `  admin token:  ${running.dataDir.adminTokenPath}${running.adminTokenCreated ? ' (created now)' : ''}`,
           `  data:         ${running.dataDir.root}`,
           '',
-          'Next: agent-proxy apply -f bundles.yaml, then agent-proxy run --channel C0SALES -- curl https://…',
+          'Next: agent-proxy apply -f bundles.yaml, then agent-proxy run --channel CHANNEL -- curl https://…',
           '',
         ].join('\n'),
       );

@@ -3,6 +3,7 @@ import { formatShellExports, sandboxEnvironment } from '../../sessions/sandboxEn
 import type { CreatedSession, SessionSummary } from '../../sessions/sessionService.ts';
 import { CliError } from '../cliError.ts';
 import { cliContext } from '../context.ts';
+import { checkTtlOption, warnIfChannelUncovered } from '../sessionRequest.ts';
 
 export function registerSessionCommand(program: Command): void {
   const session = program.command('session').description('create, list and revoke sandbox sessions');
@@ -18,9 +19,10 @@ export function registerSessionCommand(program: Command): void {
       if (options.format !== 'env' && options.format !== 'json') {
         throw new CliError(`--format "${options.format}" is invalid: use env or json`);
       }
-      const created = await cliContext(command)
-        .admin()
-        .call<CreatedSession>('POST', '/api/v1/sessions', { channel: options.channel, thread: options.thread, ttl: options.ttl });
+      checkTtlOption(options.ttl);
+      const admin = cliContext(command).admin();
+      await warnIfChannelUncovered(admin, options.channel);
+      const created = await admin.call<CreatedSession>('POST', '/api/v1/sessions', { channel: options.channel, thread: options.thread, ttl: options.ttl });
       const environment = sandboxEnvironment(created);
       if (options.format === 'json') {
         process.stdout.write(`${JSON.stringify({ ...created, env: environment }, null, 2)}\n`);
@@ -48,8 +50,13 @@ export function registerSessionCommand(program: Command): void {
         process.stdout.write(`${JSON.stringify(sessions, null, 2)}\n`);
         return;
       }
+      if (sessions.length === 0) {
+        process.stdout.write('No active sessions.\n');
+        return;
+      }
+      process.stdout.write('SESSION\tCHANNEL\tTHREAD\tEXPIRES\n');
       for (const item of sessions) {
-        process.stdout.write(`${item.id}\t${item.channel}\t${item.thread ?? '-'}\texpires ${item.expiresAt}\n`);
+        process.stdout.write(`${item.id}\t${item.channel}\t${item.thread ?? '-'}\t${item.expiresAt}\n`);
       }
     });
 }
