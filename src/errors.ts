@@ -11,9 +11,13 @@ export const PROXY_ERROR_STATUS = {
   upstream_unreachable: 502,
   upstream_tls_failed: 502,
   upstream_timeout: 504,
+  response_not_inspectable: 502,
   misdirected_request: 421,
   bad_request: 400,
   request_header_fields_too_large: 431,
+  request_timeout: 408,
+  too_many_connections: 429,
+  rate_limited: 429,
   internal_error: 500,
 } as const satisfies Record<string, number>;
 
@@ -28,9 +32,13 @@ export const PROXY_ERROR_TITLES: Record<ProxyErrorCode, string> = {
   upstream_unreachable: 'Upstream unreachable',
   upstream_tls_failed: 'Upstream TLS verification failed',
   upstream_timeout: 'Upstream timed out',
+  response_not_inspectable: 'Upstream response cannot be inspected',
   misdirected_request: 'Misdirected request',
   bad_request: 'Bad request',
   request_header_fields_too_large: 'Request header fields too large',
+  request_timeout: 'Request timed out',
+  too_many_connections: 'Too many connections',
+  rate_limited: 'Too many failed authentications',
   internal_error: 'Internal proxy error',
 };
 
@@ -76,6 +84,13 @@ export function problemResponse(error: ProxyError): ProblemResponse {
   };
   if (error.code === 'proxy_auth_required') {
     headers['proxy-authenticate'] = 'Basic realm="agent-proxy", charset="UTF-8"';
+  }
+  if (error.code === 'too_many_connections') {
+    // RFC 6585 §4: a 429 may say how long to wait. A slot frees as soon as one of the session's connections closes.
+    headers['retry-after'] = '1';
+  }
+  if (error.code === 'rate_limited' && typeof error.extensions['retryAfterSeconds'] === 'number') {
+    headers['retry-after'] = String(error.extensions['retryAfterSeconds']);
   }
 
   return { status: error.status, headers, body };

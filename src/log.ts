@@ -19,7 +19,7 @@ const REDACTED_PATHS = [
 ];
 
 /** Creates the process logger: JSON lines on stderr, level from `$AGENT_PROXY_LOG_LEVEL` (default info). */
-export function createLogger(options: { level?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createLogger(options: { level?: string; destination?: pino.DestinationStream } = {}): Logger {
   const level = options.level ?? process.env.AGENT_PROXY_LOG_LEVEL ?? 'info';
   return pino(
     {
@@ -28,6 +28,6 @@ export function createLogger(options: { level?: string; destination?: NodeJS.Wri
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
     },
-    (options.destination ?? process.stderr) as pino.DestinationStream,
+    options.destination ?? (process.stderr as unknown as pino.DestinationStream),
   );
 }

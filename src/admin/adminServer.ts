@@ -3,12 +3,18 @@
 
 import Fastify, { type FastifyInstance } from 'fastify';
 import { validateBundlesDocument } from '../config/bundlesFile.ts';
+import { AdminAuditLog } from './adminAudit.ts';
+import { AdminTokenService } from './adminTokens.ts';
 import { ApiError, sendApiError } from './apiError.ts';
 import { AdminAuth } from './auth.ts';
+import { AuthFailureLimiter } from './authFailureLimiter.ts';
 import { ConfigEditor } from './configEditor.ts';
 import { registerConsole } from './console.ts';
 import type { AdminServerDeps, RouteContext } from './context.ts';
 import { buildOpenApiDocument } from './openapi.ts';
+import { routeAccess } from './routeAccess.ts';
+import { registerAdminAuditRoutes } from './routes/adminAudit.ts';
+import { registerAdminTokenRoutes } from './routes/adminTokens.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerBundleRoutes } from './routes/bundles.ts';
 import { registerConfigRoutes } from './routes/config.ts';
@@ -21,11 +27,16 @@ export type { AdminServerDeps, ApplyResult } from './context.ts';
 
 export function buildAdminServer(deps: AdminServerDeps): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 5 * 1024 * 1024 });
-  const auth = new AdminAuth({ adminToken: deps.adminToken });
+  const tokens = new AdminTokenService(deps.store, deps.logger);
+  const audit = new AdminAuditLog(deps.store, deps.logger);
+  const failures = new AuthFailureLimiter({ listener: 'admin API', logger: deps.logger, ...deps.authFailureLimit });
+  const auth = new AdminAuth({ tokens, failures, audit });
   const context: RouteContext = {
     deps,
-    editor: new ConfigEditor(deps.store, deps.reloadConfig, deps.logger),
+    editor: new ConfigEditor(deps.store, deps.reloadConfig, deps.logger, audit),
     views: new ViewBuilder(deps.store, deps.fingerprintKey),
+    audit,
+    tokens,
   };
   const openApiDocument = buildOpenApiDocument();
 
@@ -48,13 +59,23 @@ export function buildAdminServer(deps: AdminServerDeps): FastifyInstance {
       auth.registerRoutes(api);
 
       api.register(async (protectedApi) => {
+        protectedApi.addHook('onRoute', (route) => {
+          for (const method of [route.method].flat()) {
+            if (method !== 'HEAD' && routeAccess(method, route.url) === undefined) {
+              throw new Error(`The admin API route ${method} ${route.url} has no entry in ROUTE_ACCESS (src/admin/routeAccess.ts); add the roles it allows.`);
+            }
+          }
+        });
         protectedApi.addHook('onRequest', auth.requireAuthentication);
+        protectedApi.addHook('onSend', audit.onSend);
         registerConfigRoutes(protectedApi, context);
         registerBundleRoutes(protectedApi, context);
         registerCredentialRoutes(protectedApi, context);
         registerPresetRoutes(protectedApi, context);
         registerSessionRoutes(protectedApi, context);
         registerAuditRoutes(protectedApi, context);
+        registerAdminAuditRoutes(protectedApi, context);
+        registerAdminTokenRoutes(protectedApi, context);
         protectedApi.post('/credentials/:name/test-connection', async (request) => {
           const { name } = request.params as { name: string };
           const result = await deps.testConnection(name);

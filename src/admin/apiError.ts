@@ -7,8 +7,10 @@ export const API_ERROR_STATUS = {
   invalid_config: 400,
   unauthorized: 401,
   csrf_token_invalid: 403,
+  forbidden: 403,
   not_found: 404,
   conflict: 409,
+  rate_limited: 429,
   internal_error: 500,
 } as const satisfies Record<string, number>;
 
@@ -29,14 +31,17 @@ export class ApiError extends Error {
   readonly status: number;
   readonly field: string | undefined;
   readonly issues: ApiIssue[] | undefined;
+  /** Sent as `Retry-After` (RFC 9110 section 10.2.3) with a 429. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ApiErrorCode, message: string, options: { field?: string; issues?: ApiIssue[]; status?: number } = {}) {
+  constructor(code: ApiErrorCode, message: string, options: { field?: string; issues?: ApiIssue[]; status?: number; retryAfterSeconds?: number } = {}) {
     super(message);
     this.name = 'ApiError';
     this.code = code;
     this.status = options.status ?? API_ERROR_STATUS[code];
     this.field = options.field;
     this.issues = options.issues;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   toBody(): { error: { code: ApiErrorCode; message: string; field?: string; issues?: ApiIssue[] } } {
@@ -52,6 +57,9 @@ export class ApiError extends Error {
 }
 
 export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.retryAfterSeconds !== undefined) {
+    reply.header('retry-after', String(error.retryAfterSeconds));
+  }
   return reply.code(error.status).send(error.toBody());
 }
 

@@ -2,21 +2,26 @@
 // read-modify-write inside one store transaction followed by the same reload `apply`
 // does, so the proxy serves the edited configuration as soon as the request returns.
 
+import type { FastifyRequest } from 'fastify';
 import { validateCredentialDocument } from '../config/bundlesFile.ts';
 import type { Bundle, Credential, ProxyConfig } from '../domain/types.ts';
 import type { Logger } from '../log.ts';
 import type { ConfigUpdate, Store } from '../store/store.ts';
+import type { AdminAuditLog } from './adminAudit.ts';
 import { ApiError, validationError } from './apiError.ts';
+import { describeConfigChanges } from './configDiff.ts';
 
 export class ConfigEditor {
   readonly #store: Store;
   readonly #reload: () => Promise<void>;
   readonly #logger: Logger;
+  readonly #audit: AdminAuditLog;
 
-  constructor(store: Store, reload: () => Promise<void>, logger: Logger) {
+  constructor(store: Store, reload: () => Promise<void>, logger: Logger, audit: AdminAuditLog) {
     this.#store = store;
     this.#reload = reload;
     this.#logger = logger;
+    this.#audit = audit;
   }
 
   load(): Promise<ProxyConfig> {
@@ -24,11 +29,21 @@ export class ConfigEditor {
   }
 
   /**
-   * Stores what `mutate` makes of the current configuration and reloads the proxy. An
-   * ApiError thrown by `mutate` rolls the transaction back and reaches the client.
+   * Stores what `mutate` makes of the current configuration, reloads the proxy and notes
+   * the changed objects and field names for the request's admin audit rows. An ApiError
+   * thrown by `mutate` rolls the transaction back and reaches the client.
    */
-  async update(mutate: (config: ProxyConfig) => ProxyConfig | Promise<ProxyConfig>): Promise<ConfigUpdate> {
-    const update = await this.#store.updateConfig(mutate);
+  async update(request: FastifyRequest, mutate: (config: ProxyConfig) => ProxyConfig | Promise<ProxyConfig>): Promise<ConfigUpdate> {
+    // The snapshot `mutate` receives is read inside the write transaction, so the diff
+    // below describes exactly this request's change.
+    const snapshot: { before?: ProxyConfig } = {};
+    const update = await this.#store.updateConfig((current) => {
+      snapshot.before = current;
+      return mutate(current);
+    });
+    if (snapshot.before !== undefined) {
+      this.#audit.noteChanges(request, describeConfigChanges(snapshot.before, update.config));
+    }
     const { created, changed, deleted } = update.changes;
     if (created.length + changed.length + deleted.length > 0) {
       await this.#reload();

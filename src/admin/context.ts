@@ -5,6 +5,8 @@ import type { ConnectionTestResult } from '../credentials/testConnection.ts';
 import type { Logger } from '../log.ts';
 import type { SessionService } from '../sessions/sessionService.ts';
 import type { Store } from '../store/store.ts';
+import type { AdminAuditLog } from './adminAudit.ts';
+import type { AdminTokenService } from './adminTokens.ts';
 import type { ConfigEditor } from './configEditor.ts';
 import type { PresetCatalogue } from './routes/presets.ts';
 import type { ViewBuilder } from './views.ts';
@@ -16,7 +18,6 @@ export type ApplyResult =
 export interface AdminServerDeps {
   store: Store;
   sessions: SessionService;
-  adminToken: string;
   fingerprintKey: Buffer;
   caPem: string;
   metrics: Registry;
@@ -30,10 +31,14 @@ export interface AdminServerDeps {
   presets?: PresetCatalogue;
   ready: () => boolean;
   logger: Logger;
+  /** Failed authentications per client address before the admin API answers 429; default 20 a minute. */
+  authFailureLimit?: { maxFailures: number; windowMs: number };
 }
 
 export interface RouteContext {
   deps: AdminServerDeps;
   editor: ConfigEditor;
   views: ViewBuilder;
+  audit: AdminAuditLog;
+  tokens: AdminTokenService;
 }

@@ -87,6 +87,14 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     },
     '/sessions/{id}': { delete: { summary: 'Revoke a session', status: 204 } },
     '/audit': { get: { summary: 'Page through the audit log', query: schemas.auditQuerySchema, response: schemas.auditPageSchema } },
+    '/admin-audit': {
+      get: { summary: 'Page through the admin audit trail (roles admin and viewer)', query: schemas.adminAuditQuerySchema, response: schemas.adminAuditPageSchema },
+    },
+    '/admin-tokens': {
+      get: { summary: 'List admin API tokens, never the tokens themselves (role admin)', response: z.object({ tokens: z.array(schemas.adminTokenViewSchema) }) },
+      post: { summary: 'Create an admin API token; the response is the only place it appears (role admin)', body: schemas.adminTokenCreateBody, response: schemas.adminTokenCreatedSchema, status: 201 },
+    },
+    '/admin-tokens/{name}': { delete: { summary: 'Revoke an admin API token (role admin)', status: 204 } },
     '/apply': { post: { summary: 'Make the configuration match a bundles document', body: z.record(z.string(), z.unknown()), response: schemas.applyResultSchema } },
     '/config': { get: { summary: 'Show the whole configuration, secrets redacted', response: z.record(z.string(), z.unknown()) } },
     '/ca': { get: { summary: "Download the proxy's CA certificate (PEM)" } },
@@ -104,7 +112,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     components: {
       schemas: { Error: jsonSchema(schemas.errorBodySchema, 'output') },
       securitySchemes: {
-        bearer: { type: 'http', scheme: 'bearer', description: 'The admin token' },
+        bearer: { type: 'http', scheme: 'bearer', description: 'An admin API token; its role (admin, viewer or session-issuer) decides which routes it may call' },
         cookie: { type: 'apiKey', in: 'cookie', name: 'ap_session', description: 'Browser session from POST /login; state-changing requests also need X-CSRF-Token' },
       },
     },

@@ -3,6 +3,7 @@
 // Bundles, credentials and egress bodies use the bundles-file schemas from src/config.
 
 import { z } from 'zod';
+import { ADMIN_TOKEN_NAME_PATTERN } from './adminTokens.ts';
 import { API_ERROR_STATUS, type ApiIssue } from './apiError.ts';
 
 export const sessionCreateBody = z.strictObject({
@@ -20,6 +21,23 @@ export const auditQuerySchema = z.object({
   credential: z.string().optional(),
   decision: z.enum(['allowed', 'denied', 'error']).optional(),
   session: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+export const adminTokenCreateBody = z.strictObject({
+  name: z
+    .string()
+    .regex(ADMIN_TOKEN_NAME_PATTERN, 'use 1 to 64 letters, digits, ".", "_" or "-", starting with a letter or digit'),
+  role: z.enum(['admin', 'viewer', 'session-issuer']),
+  expiresIn: z.string().optional().describe('Duration such as 30d or 12h; without it the token does not expire'),
+});
+
+export const adminAuditQuerySchema = z.object({
+  afterId: z.coerce.number().int().nonnegative().optional(),
+  beforeId: z.coerce.number().int().positive().optional(),
+  since: z.string().optional().describe('Duration back from now, such as 15m'),
+  actor: z.string().optional().describe('Name of the admin token that made the change'),
+  action: z.string().optional().describe('Such as credential.update'),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
@@ -104,6 +122,34 @@ export const testConnectionSchema = z.object({
   error: z
     .object({ code: z.string(), message: z.string(), providerError: z.string().nullable(), providerErrorDescription: z.string().nullable(), hint: z.string().nullable() })
     .nullable(),
+});
+
+export const adminTokenViewSchema = z.object({
+  name: z.string(),
+  role: z.enum(['admin', 'viewer', 'session-issuer']),
+  status: z.enum(['active', 'expired', 'revoked']),
+  createdAt: z.string(),
+  expiresAt: z.string().nullable(),
+  lastUsedAt: z.string().nullable(),
+  revokedAt: z.string().nullable(),
+});
+
+export const adminTokenCreatedSchema = adminTokenViewSchema.extend({ token: z.string().describe('Shown only in this response; store it now') });
+
+export const adminAuditPageSchema = z.object({
+  events: z.array(
+    z.object({
+      id: z.number().int(),
+      time: z.string(),
+      actor: z.string(),
+      action: z.string(),
+      target: z.string().nullable(),
+      fields: z.array(z.string()),
+      outcome: z.enum(['success', 'failure', 'denied']),
+      clientAddress: z.string().nullable(),
+    }),
+  ),
+  nextBeforeId: z.number().int().nullable(),
 });
 
 export const applyResultSchema = z.object({ dryRun: z.boolean(), created: z.array(z.string()), changed: z.array(z.string()), deleted: z.array(z.string()) });

@@ -1,7 +1,11 @@
 import { Command, CommanderError } from 'commander';
+import { registerAdminAuditCommand } from './commands/adminAudit.ts';
+import { registerAdminTokenCommand } from './commands/adminToken.ts';
 import { registerApplyCommand } from './commands/apply.ts';
 import { registerAuditCommand } from './commands/audit.ts';
 import { registerCaCommand } from './commands/ca.ts';
+import { registerExportCommand } from './commands/export.ts';
+import { registerKeysCommand } from './commands/keys.ts';
 import { registerRunCommand } from './commands/run.ts';
 import { registerServeCommand } from './commands/serve.ts';
 import { registerSessionCommand } from './commands/session.ts';
@@ -21,7 +25,11 @@ registerSessionCommand(program);
 registerRunCommand(program);
 registerTestConnectionCommand(program);
 registerAuditCommand(program);
+registerAdminAuditCommand(program);
+registerAdminTokenCommand(program);
 registerCaCommand(program);
+registerKeysCommand(program);
+registerExportCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -8,6 +8,7 @@ import { isJwtSigningAlgorithm, JWT_ALGORITHM_KEYS, parsePrivateKey, PrivateKeyE
 import { parseDuration } from './duration.ts';
 import { SECRET_FIELDS, type CredentialType } from '../domain/types.ts';
 import { HostPatternError, parseHostPattern } from '../policy/hostPattern.ts';
+import { findSharedDomainUnderWildcard } from '../policy/multiTenantSuffixes.ts';
 import { parseCidr } from '../policy/ipAddress.ts';
 
 export const CREDENTIAL_TYPES = Object.keys(SECRET_FIELDS) as CredentialType[];
@@ -296,7 +297,35 @@ const commonCredentialFields = {
   access: z.enum(['read', 'read_write'], { error: (issue) => (issue.input === undefined ? undefined : `${JSON.stringify(issue.input)} is not an access level; use read or read_write`) }).default('read_write'),
   rules: z.array(ruleField).default(() => []),
   extraHeaders: extraHeadersField.default(() => ({})),
+  unsafeAllowSharedDomainWildcard: z.boolean({ error: 'expected true or false' }).optional(),
 };
+
+/**
+ * Rejects a wildcard that covers a domain many customers share (`*.atlassian.net`), since
+ * the credential would then be sent to every other customer's host under it.
+ */
+function checkSharedDomainWildcards(credential: Record<string, unknown>, context: z.RefinementCtx): void {
+  if (credential['unsafeAllowSharedDomainWildcard'] === true || !Array.isArray(credential['allowedWebsites'])) return;
+  for (const [index, website] of credential['allowedWebsites'].entries()) {
+    if (typeof website !== 'string') continue;
+    let pattern;
+    try {
+      pattern = parseHostPattern(website);
+    } catch {
+      continue;
+    }
+    const shared = pattern.wildcard ? findSharedDomainUnderWildcard(pattern.domain) : null;
+    if (shared !== null) {
+      context.addIssue({
+        code: 'custom',
+        path: ['allowedWebsites', index],
+        message:
+          `"${website}" covers every host under ${shared}, a domain that many customers share, so the credential would also be sent to other customers' hosts, whose owners could read it. ` +
+          `List your own tenant's host instead, such as "yourcompany.${shared}", or set unsafeAllowSharedDomainWildcard: true if every host under it is yours.`,
+      });
+    }
+  }
+}
 
 function checkRulesAgainstAccess(credential: Record<string, unknown>, context: z.RefinementCtx): void {
   if (credential['access'] !== 'read' || !Array.isArray(credential['rules'])) return;
@@ -316,9 +345,9 @@ function checkRulesAgainstAccess(credential: Record<string, unknown>, context: z
 
 /** Adds the checks every credential type shares to a credential object schema. */
 function credentialSchema<Shape extends z.ZodRawShape>(shape: Shape) {
-  return knownFieldsObject({ ...commonCredentialFields, probeUrl: probeUrlField.optional(), ...shape }).superRefine(checkRulesAgainstAccess, {
-    when: (payload) => isRecord(payload.value),
-  });
+  return knownFieldsObject({ ...commonCredentialFields, probeUrl: probeUrlField.optional(), allowClientCookies: z.boolean().optional(), ...shape })
+    .superRefine(checkRulesAgainstAccess, { when: (payload) => isRecord(payload.value) })
+    .superRefine(checkSharedDomainWildcards, { when: (payload) => isRecord(payload.value) });
 }
 
 function tokenUrlField() {

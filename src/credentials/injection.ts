@@ -8,6 +8,8 @@ export interface Injection {
   query: { name: string; value: string } | null;
   /** The OAuth token injected, so that a response rejecting it can drop it; null for static types. */
   token: CachedToken | null;
+  /** The bare secret values inside `headers` and `query` (token, password, key), which no response may echo back to the sandbox. */
+  secrets: string[];
 }
 
 /**
@@ -35,20 +37,24 @@ export class DefaultCredentialInjector implements CredentialInjector {
     const settings = credential.settings;
 
     switch (settings.type) {
-      case 'bearer_token':
-        return { headers: [['authorization', `Bearer ${secret(credential, 'token')}`], ...extra], query: null, token: null };
+      case 'bearer_token': {
+        const token = secret(credential, 'token');
+        return { headers: [['authorization', `Bearer ${token}`], ...extra], query: null, token: null, secrets: [token] };
+      }
 
       case 'basic_auth': {
-        const pair = `${settings.username}:${secret(credential, 'password')}`;
-        return { headers: [['authorization', `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`], ...extra], query: null, token: null };
+        const password = secret(credential, 'password');
+        const pair = `${settings.username}:${password}`;
+        return { headers: [['authorization', `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`], ...extra], query: null, token: null, secrets: [password] };
       }
 
       case 'api_key': {
-        const value = `${settings.prefix ?? ''}${secret(credential, 'value')}`;
+        const key = secret(credential, 'value');
+        const value = `${settings.prefix ?? ''}${key}`;
         if (settings.queryParam) {
-          return { headers: extra, query: { name: settings.queryParam, value }, token: null };
+          return { headers: extra, query: { name: settings.queryParam, value }, token: null, secrets: [key] };
         }
-        return { headers: [[settings.headerName ?? 'x-api-key', value], ...extra], query: null, token: null };
+        return { headers: [[settings.headerName ?? 'x-api-key', value], ...extra], query: null, token: null, secrets: [key] };
       }
 
       case 'oauth2_jwt_bearer':
@@ -60,7 +66,7 @@ export class DefaultCredentialInjector implements CredentialInjector {
           });
         }
         const token = await this.#tokens.token(credential, bundleName);
-        return { headers: [['authorization', `Bearer ${token.accessToken}`], ...extra], query: null, token };
+        return { headers: [['authorization', `Bearer ${token.accessToken}`], ...extra], query: null, token, secrets: [token.accessToken] };
       }
     }
   }
@@ -76,9 +82,53 @@ function secret(credential: Credential, field: string): string {
   return value;
 }
 
-/** Lower-cased names of the headers an injection sets, which the client's own copies must not survive. */
-export function injectedHeaderNames(injection: Injection): Set<string> {
-  return new Set(injection.headers.map(([name]) => name.toLowerCase()));
+/**
+ * Request headers in which a client commonly sends its own credential. On a host
+ * where the proxy injects one, the sandbox's copies are removed even when the
+ * credential sets another header: otherwise a sandbox could send its own key for an
+ * account it controls and write the organisation's data there, on a host the policy
+ * allows. `Proxy-Authorization` is the proxy's own and never forwarded anyway.
+ */
+export const CLIENT_CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'x-auth-token', 'private-token']);
+
+/** Query parameters in which a client commonly sends its own credential (RFC 6750 §2.3 `access_token`, and the usual API-key names). */
+export const CLIENT_CREDENTIAL_QUERY_PARAMETERS: ReadonlySet<string> = new Set(['access_token', 'api_key', 'key', 'token']);
+
+/**
+ * Returns the lower-cased names of the request headers removed before a credential
+ * is injected: the headers the injection sets, the credential's own header name, the
+ * common credential headers, and `Cookie` unless the credential sets
+ * `allowClientCookies` (a session cookie is also a credential of the sandbox's choosing).
+ */
+export function injectedHeaderNames(injection: Injection, credential?: Credential): Set<string> {
+  const names = new Set([...CLIENT_CREDENTIAL_HEADERS, ...injection.headers.map(([name]) => name.toLowerCase())]);
+  if (credential?.settings.type === 'api_key' && credential.settings.headerName) {
+    names.add(credential.settings.headerName.toLowerCase());
+  }
+  if (!credential?.settings.allowClientCookies) {
+    names.add('cookie');
+  }
+  return names;
+}
+
+/**
+ * Removes the sandbox's own credential query parameters (see
+ * CLIENT_CREDENTIAL_QUERY_PARAMETERS) from an origin-form path, keeping the other
+ * parameters byte for byte. Names are compared after percent-decoding, so
+ * `%61ccess_token` is removed too.
+ */
+export function removeClientQueryCredentials(pathWithQuery: string): string {
+  const questionMark = pathWithQuery.indexOf('?');
+  if (questionMark < 0) {
+    return pathWithQuery;
+  }
+  const path = pathWithQuery.slice(0, questionMark);
+  const parts = pathWithQuery.slice(questionMark + 1).split('&');
+  const kept = parts.filter((part) => !CLIENT_CREDENTIAL_QUERY_PARAMETERS.has(decodeQueryName(part).toLowerCase()));
+  if (kept.length === parts.length) {
+    return pathWithQuery;
+  }
+  return kept.length === 0 ? path : `${path}?${kept.join('&')}`;
 }
 
 /**
@@ -106,4 +156,14 @@ function decodeQueryName(part: string): string {
   } catch {
     return name;
   }
+}
+
+/** The values an injection adds to one request: its secrets and the header and query values that carry them. */
+export function injectedValues(injection: Injection): string[] {
+  const values = [...injection.secrets];
+  for (const [, value] of injection.headers) {
+    if (injection.secrets.some((secret) => secret !== '' && value.includes(secret))) values.push(value);
+  }
+  if (injection.query) values.push(injection.query.value);
+  return values;
 }

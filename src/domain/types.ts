@@ -25,17 +25,20 @@ interface OAuthCommonSettings {
    * provider gives no `expires_in` (Salesforce), and an upper bound otherwise.
    */
   maxTokenAge?: string;
+  allowClientCookies?: boolean;
 }
 
 /**
  * Type-specific settings of a credential. Secret values live in `CredentialSecrets`,
  * never here. `probeUrl` is the URL test-connection calls to show who the credential
- * runs as.
+ * runs as. `allowClientCookies` forwards the sandbox's `Cookie` header; it is off by
+ * default, because a session cookie of the sandbox's choosing could act as another
+ * account.
  */
 export type CredentialSettings =
-  | { type: 'bearer_token'; probeUrl?: string }
-  | { type: 'api_key'; headerName?: string; queryParam?: string; prefix?: string; probeUrl?: string }
-  | { type: 'basic_auth'; username: string; probeUrl?: string }
+  | { type: 'bearer_token'; probeUrl?: string; allowClientCookies?: boolean }
+  | { type: 'api_key'; headerName?: string; queryParam?: string; prefix?: string; probeUrl?: string; allowClientCookies?: boolean }
+  | { type: 'basic_auth'; username: string; probeUrl?: string; allowClientCookies?: boolean }
   | (OAuthCommonSettings & {
       type: 'oauth2_jwt_bearer';
       issuer: string;

@@ -391,6 +391,13 @@ interface SpecialBlock {
 interface NumericClassification extends AddressClassification {
   /** The IPv4 address that decided the class of an IPv6 address which embeds one. */
   embeddedIpv4?: NumericAddress;
+  /**
+   * Whether a connect to the IPv6 address reaches that IPv4 address, so a network allowing
+   * the IPv4 address may allow it: true for IPv4-mapped (the kernel dials IPv4) and NAT64
+   * (the gateway does), false for the deprecated IPv4-compatible form and 6to4, which go
+   * elsewhere.
+   */
+  reachesEmbeddedIpv4?: boolean;
 }
 
 function block(cidr: string, addressClass: AddressClass, reason: string): SpecialBlock {
@@ -415,6 +422,12 @@ const METADATA_BLOCKS: readonly SpecialBlock[] = [
   block('100.100.100.200/32', 'metadata', 'cloud metadata address (Alibaba Cloud instance metadata)'),
   // Azure WireServer (VM agent, extensions, DNS), a public address that only Azure VMs reach.
   block('168.63.129.16/32', 'metadata', 'cloud metadata address (Azure WireServer)'),
+  // Google Cloud metadata server over IPv6, inside fc00::/7, so allowing a unique local network must not expose it.
+  block('fd20:ce::254/128', 'metadata', 'cloud metadata address (Google Cloud instance metadata over IPv6)'),
+  // Oracle Cloud (OCI) instance metadata over IPv6, as the OCI SDKs' instance principals signer calls it.
+  block('fd00:c1::a9fe:a9fe/128', 'metadata', 'cloud metadata address (Oracle Cloud instance metadata over IPv6)'),
+  // Oracle Cloud Classic metadata, inside 192.0.0.0/24.
+  block('192.0.0.192/32', 'metadata', 'cloud metadata address (Oracle Cloud Classic instance metadata)'),
 ];
 
 // Order matters where blocks nest: the first block containing the address wins.
@@ -496,6 +509,7 @@ function classifyNumeric(address: NumericAddress): NumericClassification {
       class: inner.class,
       reason: `${inner.reason} embedded in ${embedded.form}`,
       embeddedIpv4: ipv4,
+      reachesEmbeddedIpv4: embedded.reachesIpv4,
     };
   }
 
@@ -511,20 +525,20 @@ function findBlock(blocks: readonly SpecialBlock[], address: NumericAddress): Nu
 }
 
 /** Returns the IPv4 address inside an IPv6 address of a form that carries one, with the form's name. */
-function findEmbeddedIpv4(value: bigint): { value: bigint; form: string } | null {
+function findEmbeddedIpv4(value: bigint): { value: bigint; form: string; reachesIpv4: boolean } | null {
   const low32 = value & 0xffffffffn;
   if (isIpv4Mapped(value)) {
-    return { value: low32, form: 'an IPv4-mapped address (::ffff:0:0/96)' };
+    return { value: low32, form: 'an IPv4-mapped address (::ffff:0:0/96)', reachesIpv4: true };
   }
   // :: and ::1 are classified before this point, so anything left under ::/96 is IPv4-compatible.
   if (value >> 32n === 0n) {
-    return { value: low32, form: 'an IPv4-compatible address (::/96)' };
+    return { value: low32, form: 'an IPv4-compatible address (::/96)', reachesIpv4: false };
   }
   if (value >> 32n === 0x0064ff9b_00000000_00000000n) {
-    return { value: low32, form: 'a NAT64 address (64:ff9b::/96)' };
+    return { value: low32, form: 'a NAT64 address (64:ff9b::/96)', reachesIpv4: true };
   }
   if (value >> 112n === 0x2002n) {
-    return { value: (value >> 80n) & 0xffffffffn, form: 'a 6to4 address (2002::/16)' };
+    return { value: (value >> 80n) & 0xffffffffn, form: 'a 6to4 address (2002::/16)', reachesIpv4: false };
   }
   return null;
 }
@@ -536,7 +550,7 @@ function findEmbeddedIpv4(value: bigint): { value: bigint; form: string } | null
  *
  * A metadata address is allowed only by a network that contains nothing else (a /32, or
  * a /128 for IPv6), so that allowing 169.254.0.0/16 for a link-local service does not
- * also expose instance credentials.
+ * also expose instance credentials. An unspecified address (0.0.0.0/8, ::) is never allowed.
  */
 export function checkAddress(address: string, allowedNetworks: readonly Cidr[]): AddressCheck {
   const numeric = requireAddress(address);
@@ -545,8 +559,14 @@ export function checkAddress(address: string, allowedNetworks: readonly Cidr[]):
     return { allowed: true, class: 'public' };
   }
 
+  // Linux treats a connect to 0.0.0.0 or :: as a connect to the local host, so allowing
+  // either would be a loopback allowance in disguise; they are never dialled.
+  if (classification.class === 'unspecified') {
+    return { allowed: false, class: classification.class, reason: classification.reason };
+  }
+
   const candidates = [numeric];
-  if (classification.embeddedIpv4 !== undefined) {
+  if (classification.embeddedIpv4 !== undefined && classification.reachesEmbeddedIpv4 === true) {
     candidates.push(classification.embeddedIpv4);
   }
   const allowedBy = allowedNetworks.find((network) => {

@@ -5,9 +5,10 @@
 
 import { lookup as dnsLookup } from 'node:dns/promises';
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import tls from 'node:tls';
 import { ProxyError } from '../errors.ts';
-import { checkAddress, parseIpLiteral, type Cidr } from '../policy/ipAddress.ts';
+import { checkAddress, cidrContains, classifyAddress, parseCidr, parseIpLiteral, type Cidr } from '../policy/ipAddress.ts';
 
 export interface ResolvedAddress {
   address: string;
@@ -35,6 +36,17 @@ export interface DialerOptions {
   /** Extra CA certificates (PEM) trusted for upstream TLS on top of Node's bundled roots. */
   upstreamCa: readonly string[];
   connectTimeoutMs: number;
+  /**
+   * Called before every TCP connect with the address about to be dialled; a throw aborts
+   * the connect. Tests use it to fail, instead of leaving the machine, if the proxy ever
+   * dials an address off loopback.
+   */
+  connectGuard?: (address: ResolvedAddress, port: number) => void;
+}
+
+interface Listener {
+  address: string;
+  port: number;
 }
 
 export class Dialer {
@@ -42,6 +54,7 @@ export class Dialer {
   // Built once: parsing Node's ~140 public roots into a new context for every upstream
   // connection costs several milliseconds each time.
   readonly #upstreamTrust: tls.SecureContext;
+  readonly #ownListeners: Listener[] = [];
 
   constructor(options: DialerOptions) {
     this.#options = options;
@@ -75,6 +88,17 @@ export class Dialer {
       }
     }
 
+    for (const answer of answers) {
+      if (this.#isOwnListener(answer.address, port)) {
+        throw new ProxyError(
+          'egress_denied',
+          `Agent Proxy does not connect to its own listeners, and ${host}:${port} is its proxy or admin port. ` +
+            'The admin API is not reachable through the proxy; an administrator calls it directly.',
+          { host, port, address: answer.address, reason: 'proxy_listener' },
+        );
+      }
+    }
+
     const first = answers[0];
     if (!first) {
       throw unreachable(host, port, 'the name has no addresses');
@@ -82,9 +106,36 @@ export class Dialer {
     return first;
   }
 
+  /**
+   * Makes `resolve` refuse the proxy's own listening address and port, so that a sandbox
+   * cannot reach the admin API (or loop into the proxy) even where loopback is allowed.
+   */
+  protectListener(address: string, port: number): void {
+    this.#ownListeners.push({ address, port });
+  }
+
+  #isOwnListener(address: string, port: number): boolean {
+    for (const listener of this.#ownListeners) {
+      if (listener.port !== port) continue;
+      // Any loopback or unspecified address may reach a listener on loopback or on the wildcard address.
+      const addressClass = classifyAddress(address).class;
+      if (addressClass === 'loopback' || addressClass === 'unspecified') return true;
+      if (sameAddress(listener.address, address)) return true;
+      const listenerClass = parseIpLiteral(listener.address) ? classifyAddress(listener.address).class : null;
+      if (listenerClass === 'unspecified' && localInterfaceAddresses().some((local) => sameAddress(local, address))) return true;
+    }
+    return false;
+  }
+
   /** Opens a TCP connection to an address `resolve` returned. */
   connectTcp(address: ResolvedAddress, port: number, options: { allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
     return new Promise((resolve, reject) => {
+      try {
+        this.#options.connectGuard?.(address, port);
+      } catch (error) {
+        reject(error);
+        return;
+      }
       const socket = net.connect({ host: address.address, port, family: address.family, allowHalfOpen: options.allowHalfOpen ?? false });
       socket.setNoDelay(true);
 
@@ -143,6 +194,17 @@ export class Dialer {
       throw unreachable(host, port, `DNS lookup failed (${code})`);
     }
   }
+}
+
+/** Returns whether two IP literals name one address, an IPv4 address and its IPv4-mapped IPv6 form included. */
+function sameAddress(listenerAddress: string, address: string): boolean {
+  const literal = parseIpLiteral(listenerAddress);
+  if (!literal) return false;
+  return cidrContains(parseCidr(`${literal.address}/${literal.family === 4 ? 32 : 128}`), address);
+}
+
+function localInterfaceAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((entries) => (entries ?? []).map((entry) => entry.address.replace(/%.*$/, '')));
 }
 
 export function unreachable(host: string, port: number, why: string): ProxyError {

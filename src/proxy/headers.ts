@@ -99,3 +99,68 @@ export function downstreamResponseHeaders(headers: Record<string, string | strin
 export function flattenHeaders(pairs: HeaderPairs): string[] {
   return pairs.flat();
 }
+
+/**
+ * Returns why a request's framing is ambiguous, or null when it is not. Node's parser
+ * already rejects Content-Length with Transfer-Encoding, repeated Content-Length and a
+ * coding list that does not end in `chunked`; it still accepts codings before
+ * `chunked` (`gzip, chunked`, `identity, chunked`) and Transfer-Encoding on HTTP/1.0.
+ * A proxy that removes the chunked coding and forwards the rest would let the sandbox
+ * and the upstream disagree on where the body ends, so both are refused: RFC 9112
+ * §6.1 says HTTP/1.0 with Transfer-Encoding has faulty framing, and no client needs a
+ * transfer coding other than `chunked` (RFC 9112 §7).
+ */
+export function ambiguousFramingReason(req: { httpVersion: string; headers: Record<string, string | string[] | undefined> }): string | null {
+  const transferEncoding = req.headers['transfer-encoding'];
+  if (transferEncoding === undefined) {
+    return null;
+  }
+  if (req.httpVersion === '1.0') {
+    return 'an HTTP/1.0 request carries Transfer-Encoding, which HTTP/1.0 does not define';
+  }
+  const value = Array.isArray(transferEncoding) ? transferEncoding.join(',') : transferEncoding;
+  if (value.trim().toLowerCase() !== 'chunked') {
+    return `Transfer-Encoding ${JSON.stringify(value.slice(0, 100))} is not exactly "chunked"`;
+  }
+  return null;
+}
+
+/**
+ * Returns why an `Upgrade` request is refused, or null for a WebSocket handshake the
+ * proxy relays. `h2c` is refused everywhere: RFC 9113 §3.1 retired the HTTP/1.1
+ * upgrade to HTTP/2, and a proxy that switched protocols on a request it checked as
+ * HTTP/1.1 would lose sight of the requests that follow (h2c smuggling). A WebSocket
+ * handshake is a GET without a body (RFC 6455 §4.1); anything else that asks to
+ * switch protocols is refused instead of being forwarded as a plain request.
+ */
+export function upgradeRefusalReason(req: { method?: string | undefined; headers: Record<string, string | string[] | undefined> }): string | null {
+  const upgrade = req.headers.upgrade;
+  if (upgrade === undefined) {
+    return null;
+  }
+  const protocols = upgradeProtocols(upgrade);
+  if (asksForHttp2(req.headers)) {
+    return 'an upgrade to HTTP/2 (h2c) is not supported; use HTTP/1.1 or TLS with ALPN';
+  }
+  if (protocols.length !== 1 || protocols[0] !== 'websocket') {
+    return `the upgrade to ${JSON.stringify(protocols.join(', ').slice(0, 100))} is not supported; only "websocket" is relayed`;
+  }
+  if (req.method !== 'GET') {
+    return `a WebSocket handshake must use GET, not ${req.method ?? 'no method'}`;
+  }
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) {
+    return 'a WebSocket handshake must not carry a body';
+  }
+  return null;
+}
+
+function upgradeProtocols(upgrade: string | string[]): string[] {
+  return (Array.isArray(upgrade) ? upgrade.join(',') : upgrade).split(',').map((token) => token.trim().toLowerCase());
+}
+
+/** Returns whether an `Upgrade` header asks for HTTP/2 (`h2c`, or `h2`, which is defined for TLS only). */
+export function asksForHttp2(headers: Record<string, string | string[] | undefined>): boolean {
+  const upgrade = headers.upgrade;
+  return upgrade !== undefined && upgradeProtocols(upgrade).some((protocol) => /^h2c?(\/|$)/.test(protocol));
+}

@@ -12,12 +12,15 @@ import type { Logger } from '../log.ts';
 import type { CompiledConfig } from '../policy/compiledConfig.ts';
 import { decideTarget } from '../policy/decide.ts';
 import { normalizeHost } from '../policy/hostPattern.ts';
-import { parseIpLiteral } from '../policy/ipAddress.ts';
+import { looksLikeIpLiteral, parseIpLiteral } from '../policy/ipAddress.ts';
 import type { SessionAuthenticator } from '../sessions/sessionAuthenticator.ts';
 import { parseConnectAuthority } from './authority.ts';
+import type { AuthFailureLimiter } from '../admin/authFailureLimiter.ts';
 import type { Dialer } from './dialer.ts';
 import { sendProblem, type RequestContext, type SandboxRequestHandler, type SandboxTarget } from './sandboxRequest.ts';
-import { rawResponse, type TlsInterceptor } from './tlsInterceptor.ts';
+import { duplicateHostProblem, parseHostHeader, rawResponse, type TlsInterceptor } from './tlsInterceptor.ts';
+import { ambiguousFramingReason, asksForHttp2, upgradeRefusalReason } from './headers.ts';
+import { ConnectionLimiter, DEFAULT_LIMITS, armBodyIdleTimeout, clientErrorRefusal, connectionsCheckingInterval, refuseOnSocket, type ProxyLimits } from './limits.ts';
 import { relay } from './tunnel.ts';
 import { toProxyError } from './upstreamErrors.ts';
 
@@ -29,6 +32,12 @@ export interface ProxyServerDeps {
   handler: SandboxRequestHandler;
   audit: AuditLog;
   logger: Logger;
+  /** Connection, header and body limits; DEFAULT_LIMITS when absent. */
+  limits?: ProxyLimits;
+  /** Counts the connections refused by a limit, by error code. */
+  onLimitRefusal?: (code: string) => void;
+  /** Rejects a client address with 429 after repeated failed proxy authentications. */
+  authFailures?: AuthFailureLimiter;
 }
 
 export class ProxyServer {
@@ -36,15 +45,24 @@ export class ProxyServer {
   readonly #server: http.Server;
   readonly #sockets = new Set<Duplex>();
   readonly #socketsBySession = new Map<string, Set<Duplex>>();
+  readonly #limits: ProxyLimits;
+  readonly #connections: ConnectionLimiter;
 
   constructor(deps: ProxyServerDeps) {
     this.#deps = deps;
+    this.#limits = deps.limits ?? DEFAULT_LIMITS;
+    this.#connections = new ConnectionLimiter(this.#limits);
     this.#server = http.createServer({
       // Absolute-form requests from some clients carry no Host header.
       requireHostHeader: false,
       // Uploads and downloads may take longer than any fixed limit; idle sockets are closed instead.
       requestTimeout: 0,
-      headersTimeout: 30_000,
+      headersTimeout: this.#limits.headersTimeoutMs,
+      connectionsCheckingInterval: connectionsCheckingInterval(this.#limits),
+      // Set explicitly so that neither --max-http-header-size nor a Node upgrade changes it unnoticed.
+      maxHeaderSize: this.#limits.maxHeaderBytes,
+      // Lenient parsing would accept the ambiguous framing that request smuggling needs (CVE-2022-32215); it must stay off.
+      insecureHTTPParser: false,
       keepAliveTimeout: 60_000,
     });
     this.#server.on('request', (req, res) => void this.#onRequest(req, res));
@@ -53,9 +71,11 @@ export class ProxyServer {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
-    this.#server.on('clientError', (_error, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      else socket.destroy();
+    this.#server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      const refusal = clientErrorRefusal(error, this.#limits);
+      this.#deps.onLimitRefusal?.(refusal.code);
+      this.#deps.logger.warn({ client: (socket as { remoteAddress?: string }).remoteAddress ?? null, error: refusal.code, reason: error.code ?? null }, 'client request rejected by the HTTP parser');
+      refuseOnSocket(socket, refusal);
     });
   }
 
@@ -104,15 +124,24 @@ export class ProxyServer {
     let target: SandboxTarget | null = null;
 
     try {
-      session = await this.#deps.authenticator.authenticate(req.headers['proxy-authorization']);
-      this.#trackSession(session.id, socket);
-
+      // The target is parsed first so that a refused authentication is audited with the host it was for.
       const authority = parseConnectAuthority(req.url ?? '');
       const host = authority ? canonicalHost(authority.host) : null;
-      if (!authority || !host) {
+      if (authority && host) {
+        target = { scheme: 'https', host, port: authority.port };
+      }
+
+      session = await this.#authenticate(req, clientAddress);
+      this.#trackSession(session.id, socket);
+      const release = this.#connections.acquire(session.id);
+      if (release instanceof ProxyError) {
+        this.#deps.onLimitRefusal?.(release.code);
+        throw release;
+      }
+      socket.once('close', release);
+      if (!authority || !host || !target) {
         throw new ProxyError('bad_request', `The CONNECT target ${JSON.stringify((req.url ?? '').slice(0, 100))} is not a valid host:port.`);
       }
-      target = { scheme: 'https', host, port: authority.port };
 
       const config = this.#deps.config();
       const decision = decideTarget(config, { channel: session.channel, host, port: authority.port, scheme: 'https' });
@@ -157,8 +186,31 @@ export class ProxyServer {
     let session: Session | null = null;
     let target: SandboxTarget | null = null;
     try {
-      session = await this.#deps.authenticator.authenticate(req.headers['proxy-authorization']);
+      session = await this.#authenticate(req, clientAddress);
+      const release = this.#connections.acquire(session.id);
+      if (release instanceof ProxyError) {
+        this.#deps.onLimitRefusal?.(release.code);
+        throw release;
+      }
+      res.once('close', release);
+      const ambiguous = ambiguousFramingReason(req);
+      if (ambiguous) {
+        throw new ProxyError('bad_request', `The request framing is ambiguous: ${ambiguous}. Send either Content-Length or Transfer-Encoding: chunked.`);
+      }
+      // Node has no 'upgrade' listener here, so an upgrade would be forwarded as a plain request; an h2c upgrade is refused outright.
+      if (asksForHttp2(req.headers)) {
+        throw new ProxyError('bad_request', `Agent Proxy refused the upgrade: ${upgradeRefusalReason(req) ?? 'h2c'}.`);
+      }
+      armBodyIdleTimeout(req, this.#limits, () =>
+        this.#deps.logger.warn({ session: session?.id ?? null, limit: this.#limits.bodyIdleTimeoutMs }, 'request body idle for too long; connection closed'),
+      );
 
+      // WHATWG URL drops an empty userinfo (`https://@host/`) and reads `\` as `/`, where other
+      // parsers see another host, so an authority with either is refused rather than reinterpreted.
+      const rawAuthority = requestTarget.slice(requestTarget.indexOf('://') + 3).split(/[/?#]/, 1)[0] ?? '';
+      if (/[@\\]/.test(rawAuthority)) {
+        throw new ProxyError('bad_request', 'The request target carries user information ("@") or a backslash in its host part; send the URL without them.');
+      }
       const url = new URL(requestTarget);
       const scheme = url.protocol === 'https:' ? 'https' : 'http';
       const host = canonicalHost(url.hostname.replace(/^\[|\]$/g, ''));
@@ -166,6 +218,7 @@ export class ProxyServer {
         throw new ProxyError('bad_request', `The request target host ${JSON.stringify(url.host)} is not valid, or carries user information.`);
       }
       target = { scheme, host, port: Number(url.port) || (scheme === 'https' ? 443 : 80) };
+      checkAbsoluteFormHost(req, target);
 
       const config = this.#deps.config();
       const decision = decideTarget(config, { channel: session.channel, host, port: target.port, scheme });
@@ -189,6 +242,33 @@ export class ProxyServer {
     }
   }
 
+  /**
+   * Authenticates the session behind a request, first rejecting an address with too many
+   * recent failures. A request without Proxy-Authorization is not counted as a failure,
+   * because clients commonly send their first request without it and answer the 407.
+   */
+  async #authenticate(req: http.IncomingMessage, clientAddress: string | null): Promise<Session> {
+    const limiter = this.#deps.authFailures;
+    const address = clientAddress ?? 'unknown';
+    const retryAfterSeconds = limiter?.retryAfterSeconds(address) ?? null;
+    if (retryAfterSeconds !== null) {
+      throw new ProxyError(
+        'rate_limited',
+        `Too many failed proxy authentications from ${address}; every request from this address is rejected for ${retryAfterSeconds} s more. Check the session id and token in the proxy URL, or create a new session.`,
+        { retryAfterSeconds },
+      );
+    }
+    const header = req.headers['proxy-authorization'];
+    try {
+      return await this.#deps.authenticator.authenticate(header);
+    } catch (error) {
+      if (header !== undefined && error instanceof ProxyError && error.code === 'proxy_auth_required') {
+        limiter?.recordFailure(address);
+      }
+      throw error;
+    }
+  }
+
   #recordTunnel(
     session: Session | null,
     target: SandboxTarget | null,
@@ -200,6 +280,11 @@ export class ProxyServer {
     durationMs: number,
     method: string | null = 'CONNECT',
   ): void {
+    if (error?.code === 'rate_limited') {
+      // The limiter logs a limited address once per window; an audit row and a log line per
+      // rejected attempt would let a flood of bad credentials fill the database and the log.
+      return;
+    }
     const decision = error ? (error.status >= 500 ? 'error' : 'denied') : 'allowed';
     this.#deps.audit.record({
       kind: error ? 'refusal' : 'tunnel',
@@ -235,8 +320,38 @@ function canonicalHost(host: string): string | null {
   if (literal) {
     return literal.address;
   }
+  // A name whose last label is a number (`evil.123`, `1.2.3.4.5`) is an invalid IP address to
+  // a URL parser (WHATWG "ends in a number"), and resolvers disagree on it, so it is never looked up.
+  if (looksLikeIpLiteral(host.replace(/^\[|\]$/g, ''))) {
+    return null;
+  }
   const normalized = normalizeHost(host);
   return normalized === '' ? null : normalized;
+}
+
+/**
+ * Refuses an absolute-form request whose Host header names another host than its
+ * target. RFC 9112 §3.2.2 lets a proxy ignore such a Host, but a mismatch only comes
+ * from a client that tries to make two components disagree about the host, and the
+ * CONNECT path refuses the same mismatch with 421, so one rule holds for both.
+ */
+function checkAbsoluteFormHost(req: http.IncomingMessage, target: SandboxTarget): void {
+  const duplicate = duplicateHostProblem(req, target.host);
+  if (duplicate) {
+    throw duplicate;
+  }
+  const hostHeader = req.headers.host;
+  if (hostHeader === undefined) {
+    return;
+  }
+  const authority = parseHostHeader(hostHeader, target.scheme === 'https' ? 443 : 80);
+  if (!authority || authority.host !== target.host || authority.port !== target.port) {
+    throw new ProxyError(
+      'misdirected_request',
+      `The Host header ${JSON.stringify(hostHeader.slice(0, 100))} does not name the request target ${target.host}:${target.port}. Send the Host of the URL, or no Host header.`,
+      { host: target.host },
+    );
+  }
 }
 
 function toProxyErrorWithoutTarget(error: unknown): ProxyError {

@@ -4,17 +4,20 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
+import zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import { pathForAudit, type AuditLog } from '../audit/auditLog.ts';
 import { INVALID_TOKEN_BODY_PEEK_BYTES, showsInvalidToken, type OAuthProvider } from '../credentials/oauth/providerRules.ts';
+import { isOAuthCredential } from '../credentials/oauth/grants.ts';
 import type { TokenManager } from '../credentials/oauth/tokenManager.ts';
-import { applyQueryInjection, injectedHeaderNames, type CredentialInjector, type Injection } from '../credentials/injection.ts';
+import { applyQueryInjection, injectedHeaderNames, removeClientQueryCredentials, injectedValues, type CredentialInjector, type Injection } from '../credentials/injection.ts';
 import type { Bundle, Credential, Session } from '../domain/types.ts';
 import { ProxyError, problemResponse } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { checkCredentialAccess } from '../policy/credentialAccess.ts';
 import { formatAuthority } from './authority.ts';
 import { downstreamResponseHeaders, flattenHeaders, upstreamRequestHeaders } from './headers.ts';
+import { reflectionPatterns, redactHeaders, ReflectionRedactor } from './reflectionRedactor.ts';
 import { toProxyError } from './upstreamErrors.ts';
 import type { UpstreamPool } from './upstreamPool.ts';
 
@@ -51,7 +54,7 @@ export class SandboxRequestHandler {
   async handle(context: RequestContext, req: IncomingMessage, res: ServerResponse, pathWithQuery: string): Promise<void> {
     const started = performance.now();
     const method = req.method ?? 'GET';
-    const outcome: Outcome = { status: null, errorCode: null, bytesIn: 0, bytesOut: 0, subject: null };
+    const outcome: Outcome = { status: null, errorCode: null, bytesIn: 0, bytesOut: 0, subject: null, redactions: 0 };
 
     try {
       const prepared = await this.#prepare(context, method, pathWithQuery);
@@ -79,7 +82,7 @@ export class SandboxRequestHandler {
     let injection: Injection | null = null;
 
     if (context.credential) {
-      const refusal = checkCredentialAccess(context.credential.credential, method, path);
+      const refusal = rejectReflectingRequest(context.credential.credential, method, context.target, path) ?? checkCredentialAccess(context.credential.credential, method, path);
       if (refusal) {
         throw refusal;
       }
@@ -87,7 +90,7 @@ export class SandboxRequestHandler {
     }
 
     const dispatcher = this.#deps.pool.dispatcher(context.credential?.credential.id ?? 'anonymous');
-    return { dispatcher, injection, upstreamPath: applyQueryInjection(pathWithQuery, injection?.query ?? null), originalPath: pathWithQuery };
+    return { dispatcher, injection, upstreamPath: applyQueryInjection(context.credential ? removeClientQueryCredentials(pathWithQuery) : pathWithQuery, injection?.query ?? null), originalPath: pathWithQuery };
   }
 
   /**
@@ -102,6 +105,8 @@ export class SandboxRequestHandler {
     });
 
     outcome.subject = prepared.injection?.token?.subject ?? null;
+    // A retry injects a new token, and the rejected one is no less secret, so the response is searched for both.
+    const injected = prepared.injection ? injectedValues(prepared.injection) : [];
     const body = await readReplayableBody(req, prepared.injection?.token ? MAX_REPLAY_BODY_BYTES : 0, (count) => (outcome.bytesIn = count));
     let upstream = await this.#send(context, prepared, req, body, abort.signal);
     let prefix: Buffer | null = null;
@@ -117,21 +122,47 @@ export class SandboxRequestHandler {
           await upstream.body.dump();
           const retried = await this.#prepare(context, req.method ?? 'GET', prepared.originalPath);
           upstream = await this.#send(context, retried, req, body, abort.signal);
+          if (retried.injection) injected.push(...injectedValues(retried.injection));
           prefix = null;
         }
       }
     }
 
+    const patterns = reflectionPatterns(injected);
+    const hasBody = (req.method ?? 'GET') !== 'HEAD' && upstream.statusCode !== 204 && upstream.statusCode !== 304;
+    let decoders: Transform[] = [];
+    try {
+      decoders = patterns.length > 0 && hasBody ? contentDecoders(upstream.headers['content-encoding'], context.target.host) : [];
+    } catch (error) {
+      await upstream.body.dump();
+      throw error;
+    }
+    let headers = downstreamResponseHeaders(upstream.headers);
+    if (decoders.length > 0) {
+      // The body goes out decoded, so the headers that describe the encoded bytes no longer apply.
+      headers = headers.filter(([name]) => !['content-encoding', 'content-length'].includes(name.toLowerCase()));
+    }
+    if (patterns.length > 0) {
+      const redacted = redactHeaders(headers, patterns);
+      headers = redacted.headers;
+      outcome.redactions += redacted.found;
+    }
+
     outcome.status = upstream.statusCode;
-    res.writeHead(upstream.statusCode, flattenHeaders(downstreamResponseHeaders(upstream.headers)));
+    res.writeHead(upstream.statusCode, flattenHeaders(headers));
     res.flushHeaders();
     const counter = countingTransform((count) => (outcome.bytesOut = count));
+    const stages: Transform[] = [...decoders];
+    if (patterns.length > 0) {
+      stages.push(new ReflectionRedactor(patterns, (found) => (outcome.redactions += found)));
+    }
+    stages.push(counter);
     if (prefix && prefix.length > 0) {
-      counter.write(prefix);
+      stages[0]!.write(prefix);
     }
 
     await new Promise<void>((resolve) => {
-      pipeline(upstream.body, counter, res, (error) => {
+      pipeline([upstream.body, ...stages, res], (error) => {
         if (error && !res.destroyed) {
           res.destroy(error);
         }
@@ -144,10 +175,14 @@ export class SandboxRequestHandler {
     const { target } = context;
     const headers = upstreamRequestHeaders(req.rawHeaders, {
       host: formatAuthority(target.host, target.port, target.scheme === 'https' ? 443 : 80),
-      remove: prepared.injection ? injectedHeaderNames(prepared.injection) : undefined,
+      remove: prepared.injection ? injectedHeaderNames(prepared.injection, context.credential?.credential) : undefined,
     });
     if (prepared.injection) {
       headers.push(...prepared.injection.headers);
+      // A compressed body cannot be searched for an echoed credential as it streams past.
+      // Upstreams that compress anyway are decoded on the way back (see contentDecoders).
+      const identity = headers.filter(([name]) => name.toLowerCase() !== 'accept-encoding');
+      headers.splice(0, headers.length, ...identity, ['accept-encoding', 'identity']);
     }
     if (body.replayable && body.buffer) {
       // The client's own Content-Length is still in `headers`, and undici rejects a request with two.
@@ -172,7 +207,8 @@ export class SandboxRequestHandler {
     this.#deps.audit.record({
       kind: outcome.errorCode && outcome.status !== null && outcome.status < 500 ? 'refusal' : 'request',
       decision,
-      errorCode: outcome.errorCode,
+      // The request itself was allowed; the code only marks that the sandbox got a masked response.
+      errorCode: outcome.errorCode ?? (outcome.redactions > 0 ? RESPONSE_REDACTED : null),
       sessionId: context.session.id,
       channel: context.session.channel,
       thread: context.session.thread,
@@ -203,7 +239,9 @@ export class SandboxRequestHandler {
       bytesIn: outcome.bytesIn,
       bytesOut: outcome.bytesOut,
       durationMs: Math.round(durationMs),
+      redactions: outcome.redactions,
     };
+    if (outcome.redactions > 0) this.#deps.logger.warn(line, 'upstream response echoed the injected credential; masked it');
     if (decision === 'allowed') this.#deps.logger.info(line, 'request forwarded');
     else if (decision === 'denied') this.#deps.logger.warn(line, 'request refused');
     else this.#deps.logger.error(line, 'request failed');
@@ -235,6 +273,89 @@ interface Outcome {
   errorCode: string | null;
   bytesIn: number;
   bytesOut: number;
+  /** Occurrences of the injected credential masked in the response headers and body. */
+  redactions: number;
+}
+
+/** Audit error code of an allowed request whose response echoed the injected credential and was masked. */
+export const RESPONSE_REDACTED = 'response_redacted';
+
+/**
+ * Rejects requests whose response would hand the sandbox what the proxy injected:
+ * `TRACE` (RFC 9110 §9.3.8) and Microsoft's `TRACK` echo the request with its
+ * headers, and the credential's own token endpoint answers with tokens minted for
+ * the proxy. Returns null when the request may go on to the access check.
+ */
+export function rejectReflectingRequest(credential: Credential, method: string, target: SandboxTarget, path: string): ProxyError | null {
+  const upper = method.toUpperCase();
+  if (upper === 'TRACE' || upper === 'TRACK') {
+    return new ProxyError(
+      'method_not_allowed_by_credential',
+      `${upper} to ${target.host} is rejected because the upstream would echo the injected credential of "${credential.name}" back to the sandbox. Use another method.`,
+      { host: target.host, credential: credential.name, method: upper },
+    );
+  }
+
+  if (isOAuthCredential(credential) && isTokenEndpoint(credential.settings.tokenUrl, target, path)) {
+    return new ProxyError(
+      'method_not_allowed_by_credential',
+      `${target.host}${path} is the token endpoint of credential "${credential.name}". Agent Proxy requests tokens itself and rejects sandbox requests to that endpoint; call the API directly and the proxy adds the token.`,
+      { host: target.host, credential: credential.name, method: upper },
+    );
+  }
+  return null;
+}
+
+function isTokenEndpoint(tokenUrl: string, target: SandboxTarget, path: string): boolean {
+  const url = new URL(tokenUrl);
+  const host = url.hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  const port = Number(url.port) || (url.protocol === 'http:' ? 80 : 443);
+  if (host !== target.host.toLowerCase() || port !== target.port) {
+    return false;
+  }
+  // Servers differ in how they treat case, escapes and a trailing slash, so each is compared loosely.
+  const comparable = (value: string) => safeDecode(value).toLowerCase().replace(/\/+$/, '');
+  return comparable(path) === comparable(url.pathname);
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * Returns the decoders for a response's Content-Encoding, outermost last as RFC 9110
+ * §8.4 lists them. Throws `response_not_inspectable` for an encoding Node cannot decode,
+ * since that body cannot be searched for the injected credential.
+ */
+function contentDecoders(contentEncoding: string | string[] | undefined, host: string): Transform[] {
+  const codings = (Array.isArray(contentEncoding) ? contentEncoding.join(',') : (contentEncoding ?? ''))
+    .split(',')
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity');
+
+  // A body cut short still ends cleanly, as curl and browsers accept it.
+  const lenient = { finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  return codings.reverse().map((coding) => {
+    switch (coding) {
+      case 'gzip':
+      case 'x-gzip':
+        return zlib.createGunzip(lenient);
+      case 'deflate':
+        return zlib.createInflate(lenient);
+      case 'br':
+        return zlib.createBrotliDecompress({ finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH });
+      default:
+        throw new ProxyError(
+          'response_not_inspectable',
+          `${host} answered with Content-Encoding "${coding}", which Agent Proxy cannot decode to check that the response does not echo the injected credential. The response was not passed on; ask for an uncompressed response.`,
+          { host, contentEncoding: coding },
+        );
+    }
+  });
 }
 
 /** Sends a problem response, or cuts the connection when the response has already started. */

@@ -17,6 +17,8 @@ import type { SessionAuthenticator } from '../sessions/sessionAuthenticator.ts';
 import type { LeafCertificateCache } from '../tls/leafCache.ts';
 import { parsePort } from './authority.ts';
 import { sendProblem, type RequestContext, type SandboxRequestHandler } from './sandboxRequest.ts';
+import { ambiguousFramingReason, upgradeRefusalReason } from './headers.ts';
+import { DEFAULT_LIMITS, armBodyIdleTimeout, clientErrorRefusal, headersTimeoutRefusal, refuseOnSocket, type ProxyLimits } from './limits.ts';
 import type { WebSocketRelay } from './webSocketRelay.ts';
 
 const TLS_HANDSHAKE_RECORD = 0x16;
@@ -35,20 +37,30 @@ export interface TlsInterceptorDeps {
   logger: Logger;
   /** The configuration in force now, so that each request of a kept-alive tunnel gets the current credential. */
   config?: () => CompiledConfig;
+  /** Header size, header timeout and body idle limits; DEFAULT_LIMITS when absent. */
+  limits?: ProxyLimits;
 }
 
 export class TlsInterceptor {
   readonly #deps: TlsInterceptorDeps;
   readonly #connections = new WeakMap<object, InterceptedConnection>();
+  readonly #headerTimers = new WeakMap<object, { restart: () => void; stop: () => void }>();
   readonly #server: http.Server;
+  readonly #limits: ProxyLimits;
 
   constructor(deps: TlsInterceptorDeps) {
     this.#deps = deps;
-    // Never listens: it only parses HTTP on TLS sockets handed to it.
-    this.#server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 60_000 });
+    this.#limits = deps.limits ?? DEFAULT_LIMITS;
+    // Never listens: it only parses HTTP on TLS sockets handed to it. Node runs its
+    // headersTimeout check only for servers that listen, so accept() arms its own timer.
+    this.#server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 60_000, maxHeaderSize: this.#limits.maxHeaderBytes, insecureHTTPParser: false });
     this.#server.on('request', (req, res) => void this.#onRequest(req, res));
     this.#server.on('upgrade', (req, socket, head) => void this.#onUpgrade(req, socket as Duplex, head));
-    this.#server.on('clientError', (_error, socket) => socket.destroy());
+    this.#server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+      const refusal = clientErrorRefusal(error, this.#limits);
+      this.#deps.logger.warn({ error: refusal.code, reason: error.code ?? null }, 'request inside a tunnel rejected by the HTTP parser');
+      refuseOnSocket(socket, refusal);
+    });
   }
 
   /** Takes over a client socket right after `200 Connection Established`. */
@@ -57,7 +69,10 @@ export class TlsInterceptor {
       clientSocket.unshift(head);
     }
 
+    // A client that opens the tunnel and sends nothing would otherwise hold it forever.
+    const silence = setTimeout(() => clientSocket.destroy(), this.#limits.headersTimeoutMs);
     const firstByte = await peekFirstByte(clientSocket);
+    clearTimeout(silence);
     if (firstByte === null) {
       clientSocket.destroy();
       return;
@@ -89,7 +104,40 @@ export class TlsInterceptor {
     });
 
     this.#connections.set(tlsSocket, connection);
+    this.#armHeadersTimeout(tlsSocket, context);
     this.#server.emit('connection', tlsSocket);
+  }
+
+  /**
+   * Closes the tunnel with 408 when a request's headers take longer than the limit
+   * (slowloris). The clock starts at the tunnel's first byte and again at the first
+   * byte after each response; an idle keep-alive tunnel is left to keepAliveTimeout.
+   */
+  #armHeadersTimeout(tlsSocket: tls.TLSSocket, context: RequestContext): void {
+    let timer: NodeJS.Timeout | null = null;
+    let handshakeDone = false;
+    tlsSocket.once('secure', () => (handshakeDone = true));
+    const start = () => {
+      timer = setTimeout(() => {
+        this.#deps.logger.warn({ session: context.session.id, host: context.target.host, limit: this.#limits.headersTimeoutMs }, 'request headers inside a tunnel timed out');
+        if (!handshakeDone) {
+          // No TLS session to answer on: a client that never completes the handshake just loses the connection.
+          tlsSocket.destroy();
+          return;
+        }
+        refuseOnSocket(tlsSocket, headersTimeoutRefusal(this.#limits));
+        // A client that does not read the refusal must not keep the socket open either.
+        setTimeout(() => tlsSocket.destroy(), 1_000).unref();
+      }, this.#limits.headersTimeoutMs);
+      timer.unref();
+    };
+    const stop = () => {
+      if (timer) clearTimeout(timer);
+      timer = null;
+    };
+    start();
+    this.#headerTimers.set(tlsSocket, { restart: () => tlsSocket.once('data', () => !timer && start()), stop });
+    tlsSocket.once('close', stop);
   }
 
   async #onRequest(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -98,6 +146,12 @@ export class TlsInterceptor {
       res.destroy();
       return;
     }
+    const headerTimer = this.#headerTimers.get(req.socket);
+    headerTimer?.stop();
+    res.once('finish', () => headerTimer?.restart());
+    armBodyIdleTimeout(req, this.#limits, () =>
+      this.#deps.logger.warn({ session: connection.context.session.id, host: connection.context.target.host, limit: this.#limits.bodyIdleTimeoutMs }, 'request body idle for too long; tunnel closed'),
+    );
 
     const checked = await this.#checkRequest(connection, req);
     if (checked instanceof ProxyError) {
@@ -115,8 +169,12 @@ export class TlsInterceptor {
       socket.destroy();
       return;
     }
+    this.#headerTimers.get(req.socket)?.stop();
 
-    const checked = await this.#checkRequest(connection, req);
+    const upgradeRefusal = upgradeRefusalReason(req);
+    const checked = upgradeRefusal
+      ? new ProxyError('bad_request', `Agent Proxy refused the upgrade: ${upgradeRefusal}.`, { host: connection.context.target.host })
+      : await this.#checkRequest(connection, req);
     if (checked instanceof ProxyError) {
       const problem = problemResponse(checked);
       socket.end(rawResponse(problem.status, problem.headers, problem.body));
@@ -152,8 +210,17 @@ export class TlsInterceptor {
       return misdirected(`The TLS server name "${connection.serverName}" does not match the CONNECT target ${target.host}.`, target.host);
     }
 
+    const duplicateHost = duplicateHostProblem(req, target.host);
+    if (duplicateHost) {
+      return duplicateHost;
+    }
+    const ambiguous = ambiguousFramingReason(req);
+    if (ambiguous) {
+      return new ProxyError('bad_request', `The request framing is ambiguous: ${ambiguous}. Send either Content-Length or Transfer-Encoding: chunked.`, { host: target.host });
+    }
+
     const hostHeader = req.headers.host;
-    const authority = hostHeader ? parseHostHeader(hostHeader) : null;
+    const authority = hostHeader ? parseHostHeader(hostHeader, 443) : null;
     if (!authority || authority.host !== target.host || authority.port !== target.port) {
       return misdirected(`The Host header ${JSON.stringify(hostHeader ?? '')} does not name the CONNECT target ${target.host}:${target.port}.`, target.host);
     }
@@ -166,13 +233,26 @@ function misdirected(detail: string, host: string): ProxyError {
   return new ProxyError('misdirected_request', `${detail} Agent Proxy sends each request only to the host the tunnel was opened for; open a new CONNECT for another host.`, { host });
 }
 
-/** Parses a Host header value into a normalised host and a port (443 when absent). */
-function parseHostHeader(value: string): { host: string; port: number } | null {
+/**
+ * Refuses a request with more than one Host header: RFC 9112 §3.2 requires a 400, and
+ * Node keeps only the first, so a second one could name another host to a component that
+ * reads the last (the Host confusion behind request-routing attacks).
+ */
+export function duplicateHostProblem(req: http.IncomingMessage, host: string): ProxyError | null {
+  let count = 0;
+  for (let index = 0; index < req.rawHeaders.length; index += 2) {
+    if (req.rawHeaders[index]?.toLowerCase() === 'host') count++;
+  }
+  return count > 1 ? new ProxyError('bad_request', `The request has ${count} Host headers; send exactly one.`, { host }) : null;
+}
+
+/** Parses a Host header value into a normalised host and a port (`defaultPort` when absent). */
+export function parseHostHeader(value: string, defaultPort: number): { host: string; port: number } | null {
   const match = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(value.trim());
   if (!match) {
     return null;
   }
-  const port = match[2] === undefined ? 443 : parsePort(match[2]);
+  const port = match[2] === undefined ? defaultPort : parsePort(match[2]);
   if (port === null) {
     return null;
   }

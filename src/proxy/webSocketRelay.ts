@@ -1,19 +1,22 @@
 // WebSocket (RFC 6455) upgrades on an intercepted connection: the handshake
 // request gets the credential like any other request, then the two sockets are
 // spliced and frames pass through untouched.
+// NOTE: only the handshake response headers are searched for an echoed credential.
+// Frames are not, since they may be fragmented or compressed (RFC 7692).
 
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { AuditLog } from '../audit/auditLog.ts';
 import { pathForAudit } from '../audit/auditLog.ts';
-import { applyQueryInjection, injectedHeaderNames, type CredentialInjector } from '../credentials/injection.ts';
+import { applyQueryInjection, injectedHeaderNames, removeClientQueryCredentials, injectedValues, type CredentialInjector } from '../credentials/injection.ts';
 import { problemResponse, type ProxyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { checkCredentialAccess } from '../policy/credentialAccess.ts';
 import { formatAuthority } from './authority.ts';
 import { downstreamResponseHeaders, flattenHeaders, upstreamRequestHeaders } from './headers.ts';
-import type { RequestContext } from './sandboxRequest.ts';
+import { rejectReflectingRequest, RESPONSE_REDACTED, type RequestContext } from './sandboxRequest.ts';
+import { redactHeaders, reflectionPatterns } from './reflectionRedactor.ts';
 import { relay } from './tunnel.ts';
 import { toProxyError } from './upstreamErrors.ts';
 import type { UpstreamPool } from './upstreamPool.ts';
@@ -39,30 +42,37 @@ export class WebSocketRelay {
     let status: number | null = null;
     let errorCode: string | null = null;
     let bytes = { bytesFromClient: 0, bytesFromUpstream: 0 };
+    let redactions = 0;
 
     try {
       const path = pathWithQuery.split('?', 1)[0]!;
-      const refusal = context.credential ? checkCredentialAccess(context.credential.credential, 'GET', path) : null;
+      const refusal = context.credential
+        ? (rejectReflectingRequest(context.credential.credential, 'GET', target, path) ?? checkCredentialAccess(context.credential.credential, 'GET', path))
+        : null;
       if (refusal) throw refusal;
 
       const injection = context.credential ? await this.#deps.injector.prepare(context.credential.credential) : null;
       const headers = upstreamRequestHeaders(req.rawHeaders, {
         host: formatAuthority(target.host, target.port, target.scheme === 'https' ? 443 : 80),
-        remove: injection ? injectedHeaderNames(injection) : undefined,
+        remove: injection ? injectedHeaderNames(injection, context.credential?.credential) : undefined,
       });
       if (injection) headers.push(...injection.headers);
 
       const dispatcher = this.#deps.pool.dispatcher(context.credential?.credential.id ?? 'anonymous');
       const upgraded = await dispatcher.upgrade({
         origin: `${target.scheme}://${formatAuthority(target.host, target.port)}`,
-        path: applyQueryInjection(pathWithQuery, injection?.query ?? null),
+        path: applyQueryInjection(injection ? removeClientQueryCredentials(pathWithQuery) : pathWithQuery, injection?.query ?? null),
         method: 'GET',
         headers: flattenHeaders(headers),
         protocol: req.headers.upgrade ?? 'websocket',
       } as Dispatcher.UpgradeOptions);
 
       status = 101;
-      const responseHeaders = downstreamResponseHeaders(upgraded.headers as Record<string, string | string[]>);
+      const { headers: responseHeaders, found } = redactHeaders(
+        downstreamResponseHeaders(upgraded.headers as Record<string, string | string[]>),
+        reflectionPatterns(injection ? injectedValues(injection) : []),
+      );
+      redactions = found;
       const lines = ['HTTP/1.1 101 Switching Protocols', `connection: Upgrade`, `upgrade: ${req.headers.upgrade ?? 'websocket'}`];
       for (const [name, value] of responseHeaders) lines.push(`${name}: ${value}`);
       client.write(`${lines.join('\r\n')}\r\n\r\n`);
@@ -80,7 +90,7 @@ export class WebSocketRelay {
     this.#deps.audit.record({
       kind: 'request',
       decision: errorCode ? (status !== null && status >= 500 ? 'error' : 'denied') : 'allowed',
-      errorCode,
+      errorCode: errorCode ?? (redactions > 0 ? RESPONSE_REDACTED : null),
       sessionId: context.session.id,
       channel: context.session.channel,
       thread: context.session.thread,
@@ -97,6 +107,7 @@ export class WebSocketRelay {
       subject: null,
       clientAddress: context.clientAddress,
     });
+    if (redactions > 0) this.#deps.logger.warn({ session: context.session.id, host: target.host, redactions }, 'websocket handshake response echoed the injected credential; masked it');
     this.#deps.logger.info({ session: context.session.id, host: target.host, status, error: errorCode }, 'websocket closed');
   }
 }

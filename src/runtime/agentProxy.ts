@@ -6,6 +6,8 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { buildAdminServer, type ApplyResult } from '../admin/adminServer.ts';
+import { ensureBootstrapAdminToken } from '../admin/adminTokens.ts';
+import { AuthFailureLimiter } from '../admin/authFailureLimiter.ts';
 import { AuditLog } from '../audit/auditLog.ts';
 import { validateBundlesDocument } from '../config/bundlesFile.ts';
 import { DefaultCredentialInjector, type CredentialInjector } from '../credentials/injection.ts';
@@ -15,7 +17,8 @@ import type { ProxyConfig } from '../domain/types.ts';
 import { createLogger, type Logger } from '../log.ts';
 import { buildCredentialFromPreset, getPreset, listPresets } from '../presets/presets.ts';
 import { compileConfig, type CompiledConfig } from '../policy/compiledConfig.ts';
-import { Dialer, systemResolver, type HostResolver, type ResolvePin } from '../proxy/dialer.ts';
+import { Dialer, systemResolver, type DialerOptions, type HostResolver, type ResolvePin } from '../proxy/dialer.ts';
+import { resolveLimits, type ProxyLimits } from '../proxy/limits.ts';
 import { ProxyServer } from '../proxy/proxyServer.ts';
 import { SandboxRequestHandler } from '../proxy/sandboxRequest.ts';
 import { TlsInterceptor } from '../proxy/tlsInterceptor.ts';
@@ -23,6 +26,7 @@ import { UpstreamPool } from '../proxy/upstreamPool.ts';
 import { WebSocketRelay } from '../proxy/webSocketRelay.ts';
 import { SessionAuthenticator } from '../sessions/sessionAuthenticator.ts';
 import { SessionService } from '../sessions/sessionService.ts';
+import { masterKeySourceFor, type MasterKeySource } from '../secrets/masterKey.ts';
 import { openSqliteStore } from '../store/openStore.ts';
 import type { ConfigChanges, Store } from '../store/store.ts';
 import { loadOrCreateCa } from '../tls/ca.ts';
@@ -52,7 +56,15 @@ export interface AgentProxyOptions {
   upstreamCaFiles?: string[];
   resolvePins?: ResolvePin[];
   resolver?: HostResolver;
+  /** Test hook run before every upstream TCP connect; see DialerOptions.connectGuard. */
+  connectGuard?: DialerOptions['connectGuard'];
   logger?: Logger;
+  /** Connection, header and body limits that differ from DEFAULT_LIMITS. */
+  limits?: Partial<ProxyLimits>;
+  /** Master key that wraps the data keys; default `$AGENT_PROXY_MASTER_KEY`, else the data directory's key file. */
+  masterKey?: MasterKeySource;
+  /** Failed authentications per client address, on each listener, before it answers 429; default 20 in 60 s. */
+  authFailureLimit?: { maxFailures: number; windowMs: number };
   /** Writes `server.json` so the CLI finds this server; off for tests that run several servers. */
   writeServerInfo?: boolean;
 }
@@ -86,7 +98,8 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
   const { token: adminToken, created: adminTokenCreated } = loadOrCreateAdminToken(dataDir);
   const fingerprintKey = createHash('sha256').update(`fingerprint:${adminToken}`).digest();
 
-  const store = await openSqliteStore(dataDir.databasePath);
+  const store = await openSqliteStore(dataDir.databasePath, { masterKey: options.masterKey ?? masterKeySourceFor(dataDir.masterKeyPath) });
+  await ensureBootstrapAdminToken(store, adminToken, logger);
   const metrics = createMetrics();
   const audit = new AuditLog(store, logger, (event) =>
     metrics.auditEvents.inc({ kind: event.kind, decision: event.decision, error_code: event.errorCode ?? '' }),
@@ -94,7 +107,9 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
 
   let compiled: CompiledConfig = compileConfig(await store.loadConfig());
   const upstreamCa = (options.upstreamCaFiles ?? []).map((file) => readUpstreamCa(file));
-  const dialer = new Dialer({ resolver: options.resolver ?? systemResolver, pins: options.resolvePins ?? [], upstreamCa, connectTimeoutMs: 10_000 });
+  const dialer = new Dialer({ resolver: options.resolver ?? systemResolver, pins: options.resolvePins ?? [], upstreamCa, connectTimeoutMs: 10_000,
+    ...(options.connectGuard ? { connectGuard: options.connectGuard } : {}),
+  });
   const pool = new UpstreamPool(dialer, () => compiled.allowedNetworks);
   const tokens = new TokenManager({ pool, store, audit, logger });
 
@@ -131,12 +146,17 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
   const handler = new SandboxRequestHandler({ pool, injector, audit, logger, tokens });
   const webSockets = new WebSocketRelay({ pool, injector, audit, logger });
   const leafCache = new LeafCertificateCache(ca);
-  const interceptor = new TlsInterceptor({ leafCache, handler, webSockets, authenticator, logger, config: () => compiled });
-  const proxy = new ProxyServer({ config: () => compiled, authenticator, dialer, interceptor, handler, audit, logger });
+  const limits = resolveLimits(options.limits);
+  const interceptor = new TlsInterceptor({ leafCache, handler, webSockets, authenticator, logger, config: () => compiled, limits });
+  const proxy = new ProxyServer({ config: () => compiled, authenticator, dialer, interceptor, handler, audit, logger, limits,
+    onLimitRefusal: (code) => metrics.limitRefusals.inc({ error_code: code }),
+    authFailures: new AuthFailureLimiter({ listener: 'proxy', logger, ...options.authFailureLimit }),
+  });
 
   const proxyListen = options.proxyListen ?? DEFAULT_PROXY_LISTEN;
   const proxyAddress = await proxy.listen(proxyListen.host, proxyListen.port);
   const proxyUrl = `http://${urlHost(proxyAddress)}`;
+  dialer.protectListener(proxyAddress.address, proxyAddress.port);
 
   const sessions = new SessionService({ store, authenticator, proxyUrl: () => proxyUrl, caPath, caBundlePath: dataDir.caBundlePath,
     onRevoked: (sessionId) => proxy.closeSession(sessionId),
@@ -145,7 +165,6 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
   const admin = buildAdminServer({
     store,
     sessions,
-    adminToken,
     fingerprintKey,
     caPem: ca.certPem,
     metrics: metrics.registry,
@@ -158,6 +177,7 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
     },
     ready: () => ready,
     logger,
+    ...(options.authFailureLimit ? { authFailureLimit: options.authFailureLimit } : {}),
   });
   const adminListen = options.adminListen ?? DEFAULT_ADMIN_LISTEN;
   try {
@@ -169,6 +189,7 @@ export async function startAgentProxy(options: AgentProxyOptions = {}): Promise<
   }
   const adminAddress = admin.server.address() as AddressInfo;
   const adminUrl = `http://${urlHost(adminAddress)}`;
+  dialer.protectListener(adminAddress.address, adminAddress.port);
   ready = true;
 
   if (options.writeServerInfo ?? false) {

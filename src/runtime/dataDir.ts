@@ -2,11 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
+import { MASTER_KEY_FILE_NAME } from '../secrets/masterKey.ts';
 
 /** Where a data directory keeps each of its files. */
 export interface DataDirectory {
   root: string;
   databasePath: string;
+  /** The master key file, used when `$AGENT_PROXY_MASTER_KEY` is not set. */
+  masterKeyPath: string;
   adminTokenPath: string;
   serverInfoPath: string;
   caBundlePath: string;
@@ -27,6 +30,7 @@ export function resolveDataDirectory(explicit?: string): DataDirectory {
   return {
     root,
     databasePath: path.join(root, 'agent-proxy.db'),
+    masterKeyPath: path.join(root, MASTER_KEY_FILE_NAME),
     adminTokenPath: path.join(root, 'admin-token'),
     serverInfoPath: path.join(root, 'server.json'),
     caBundlePath: path.join(root, 'ca-bundle.pem'),

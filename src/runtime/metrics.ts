@@ -4,6 +4,8 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 export interface ProxyMetrics {
   registry: Registry;
   auditEvents: Counter<'kind' | 'decision' | 'error_code'>;
+  /** Client connections and requests refused by a limit or by the HTTP parser, before any session or audit event exists. */
+  limitRefusals: Counter<'error_code'>;
 }
 
 export function createMetrics(): ProxyMetrics {
@@ -15,5 +17,11 @@ export function createMetrics(): ProxyMetrics {
     labelNames: ['kind', 'decision', 'error_code'] as const,
     registers: [registry],
   });
-  return { registry, auditEvents };
+  const limitRefusals = new Counter({
+    name: 'agent_proxy_limit_refusals_total',
+    help: 'Connections and requests refused by a limit (429 too_many_connections, 431, 408) or as unparsable (400), by error code.',
+    labelNames: ['error_code'] as const,
+    registers: [registry],
+  });
+  return { registry, auditEvents, limitRefusals };
 }

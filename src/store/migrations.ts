@@ -57,7 +57,7 @@ export const MIGRATIONS: readonly Migration[] = [
         name TEXT NOT NULL UNIQUE,
         type TEXT NOT NULL,
         settings TEXT NOT NULL,
-        -- TODO: secrets are stored in clear until envelope encryption under the master key is added.
+        -- {field: sealed value} JSON; each value is AES-256-GCM under a data key, bound to the credential id and field.
         secrets TEXT NOT NULL,
         allowed_websites TEXT NOT NULL,
         access TEXT NOT NULL CHECK (access IN ('read', 'read_write')),
@@ -116,7 +116,7 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE TABLE refresh_token_rotations (
         credential_id TEXT PRIMARY KEY REFERENCES credentials (id) ON DELETE CASCADE,
         seed_hash TEXT NOT NULL,
-        -- TODO: rotated refresh tokens are stored in clear until envelope encryption under the master key is added.
+        -- A sealed value, like the values of credentials.secrets, bound to the credential id and 'refreshToken:rotated'.
         refresh_token TEXT NOT NULL,
         updated_at ${t.bigint} NOT NULL
       )`,

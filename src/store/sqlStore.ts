@@ -8,13 +8,31 @@ import type {
   Bundle,
   Credential,
   CredentialRule,
-  CredentialSecrets,
   CredentialSettings,
   CredentialType,
   EgressPolicy,
   ProxyConfig,
 } from '../domain/types.ts';
+import {
+  insertAdminAuditEvents,
+  insertAdminToken,
+  markAdminTokenRevoked,
+  markAdminTokenUsed,
+  selectAdminAuditEvents,
+  selectAdminTokens,
+} from './adminRecords.ts';
+import { isSecretsError } from '../secrets/secretsError.ts';
+import type { SecretCipher } from '../secrets/secretCipher.ts';
+import {
+  openCredentialSecrets,
+  openRotatedRefreshToken,
+  prepareSecretColumns,
+  readDataKeys,
+  sealCredentialSecrets,
+  sealRotatedRefreshToken,
+} from './secretColumns.ts';
 import type { SqlDatabase } from './sqlDatabase.ts';
+import type { AdminAuditEvent, AdminAuditQuery, StoredAdminToken } from './store.ts';
 import type { AuditQuery, ConfigChanges, ConfigUpdate, CredentialActivity, RefreshTokenRotation, Store, StoredSession } from './store.ts';
 
 export const DEFAULT_AUDIT_LIMIT = 100;
@@ -36,7 +54,11 @@ interface BundleRow {
   updated_at: SqlInteger;
 }
 
-/** The credential columns that define its content; `replaceConfig` compares these to detect a change. */
+/**
+ * The credential columns that define its content; `replaceConfig` compares these to detect a
+ * change. `secrets` is the canonical JSON of the plaintext values here, because sealed values
+ * get a fresh IV on every write and so never compare equal.
+ */
 interface CredentialContent {
   bundle_id: string;
   type: string;
@@ -115,38 +137,62 @@ const INSERT_AUDIT_SQL =
   `VALUES (${AUDIT_COLUMNS.map((_, index) => `$${index + 1}`).join(', ')})`;
 
 export interface SqlStoreOptions {
+  /** Encrypts `credentials.secrets` values and rotated refresh tokens; see `SqlStore.open`. */
+  cipher: SecretCipher;
   /** Clock for the `created_at` and `updated_at` columns of bundles, credentials and settings. */
   now?: () => Date;
+  /** Location of the database, such as its file path, shown in error messages. */
+  location?: string;
 }
 
 /** Store over any SqlDatabase whose schema `migrate` has brought up to date. */
 export class SqlStore implements Store {
   readonly #database: SqlDatabase;
+  readonly #cipher: SecretCipher;
   readonly #now: () => Date;
+  readonly #location: string;
 
-  constructor(database: SqlDatabase, options: SqlStoreOptions = {}) {
+  /** Use `SqlStore.open`, which loads the data keys into `options.cipher` first. */
+  constructor(database: SqlDatabase, options: SqlStoreOptions) {
     this.#database = database;
+    this.#cipher = options.cipher;
     this.#now = options.now ?? (() => new Date());
+    this.#location = options.location ?? 'the database';
+  }
+
+  /**
+   * Returns a store after loading the data keys into `options.cipher` (creating the first
+   * on a new database) and encrypting, in one transaction, any secrets that a release
+   * before encryption at rest stored in plaintext. Throws SecretsError `master_key_mismatch`
+   * when the data keys are wrapped by another master key than the cipher's.
+   */
+  static async open(database: SqlDatabase, options: SqlStoreOptions): Promise<SqlStore> {
+    const store = new SqlStore(database, options);
+    await prepareSecretColumns(database, options.cipher, store.#location, store.#now());
+    return store;
   }
 
   loadConfig(): Promise<ProxyConfig> {
-    return this.#database.transaction((tx) => readConfigIn(tx), { readOnly: true });
+    return this.#withDataKeysReloaded(() => this.#database.transaction((tx) => readConfigIn(tx, this.#cipher), { readOnly: true }));
   }
 
   async replaceConfig(config: ProxyConfig): Promise<ConfigChanges> {
     assertUniqueNames(config);
     const now = this.#now().getTime();
-    return this.#database.transaction((tx) => replaceConfigIn(tx, config, now));
+    return this.#withDataKeysReloaded(() => this.#database.transaction((tx) => replaceConfigIn(tx, this.#cipher, config, now)));
   }
 
   async updateConfig(mutate: (config: ProxyConfig) => ProxyConfig | Promise<ProxyConfig>): Promise<ConfigUpdate> {
     const now = this.#now().getTime();
-    return this.#database.transaction(async (tx) => {
-      const next = await mutate(await readConfigIn(tx));
-      assertUniqueNames(next);
-      const changes = await replaceConfigIn(tx, next, now, { matchIds: true });
-      return { config: await readConfigIn(tx), changes };
-    });
+    // A missing data key shows while reading, before `mutate` runs, so a retry never calls it twice.
+    return this.#withDataKeysReloaded(() =>
+      this.#database.transaction(async (tx) => {
+        const next = await mutate(await readConfigIn(tx, this.#cipher));
+        assertUniqueNames(next);
+        const changes = await replaceConfigIn(tx, this.#cipher, next, now, { matchIds: true });
+        return { config: await readConfigIn(tx, this.#cipher), changes };
+      }),
+    );
   }
 
   async previewConfig(config: ProxyConfig): Promise<ConfigChanges> {
@@ -155,14 +201,16 @@ export class SqlStore implements Store {
     let changes: ConfigChanges | null = null;
     // Runs the real replacement and throws afterwards, so the transaction rolls back
     // and the preview can never disagree with what `replaceConfig` would do.
-    await this.#database
-      .transaction(async (tx) => {
-        changes = await replaceConfigIn(tx, config, now);
-        throw new PreviewRollback();
-      })
-      .catch((error: unknown) => {
-        if (!(error instanceof PreviewRollback)) throw error;
-      });
+    await this.#withDataKeysReloaded(() =>
+      this.#database
+        .transaction(async (tx) => {
+          changes = await replaceConfigIn(tx, this.#cipher, config, now);
+          throw new PreviewRollback();
+        })
+        .catch((error: unknown) => {
+          if (!(error instanceof PreviewRollback)) throw error;
+        }),
+    );
     return changes!;
   }
 
@@ -172,39 +220,47 @@ export class SqlStore implements Store {
       [credentialId],
     );
     const row = rows[0];
-    return row === undefined ? null : { seedHash: row.seed_hash, refreshToken: row.refresh_token };
+    if (row === undefined) {
+      return null;
+    }
+    const refreshToken = await this.#withDataKeysReloaded(async () => openRotatedRefreshToken(this.#cipher, credentialId, row.refresh_token));
+    return { seedHash: row.seed_hash, refreshToken };
   }
 
   async saveRefreshTokenRotation(credentialId: string, rotation: RefreshTokenRotation, expectedRefreshToken: string | null): Promise<boolean> {
     const now = this.#now().getTime();
-    return this.#database.transaction(async (tx) => {
-      const rows = await tx.query<{ seed_hash: string; refresh_token: string }>(
-        'SELECT seed_hash, refresh_token FROM refresh_token_rotations WHERE credential_id = $1',
-        [credentialId],
-      );
-      const current = rows[0];
-      const currentToken = current && current.seed_hash === rotation.seedHash ? current.refresh_token : null;
-      if (currentToken !== expectedRefreshToken) {
-        return false;
-      }
+    return this.#withDataKeysReloaded(() =>
+      this.#database.transaction(async (tx) => {
+        const rows = await tx.query<{ seed_hash: string; refresh_token: string }>(
+          'SELECT seed_hash, refresh_token FROM refresh_token_rotations WHERE credential_id = $1',
+          [credentialId],
+        );
+        const current = rows[0];
+        const currentToken =
+          current && current.seed_hash === rotation.seedHash ? openRotatedRefreshToken(this.#cipher, credentialId, current.refresh_token) : null;
+        if (currentToken !== expectedRefreshToken) {
+          return false;
+        }
 
-      if (current) {
-        await tx.execute('UPDATE refresh_token_rotations SET seed_hash = $2, refresh_token = $3, updated_at = $4 WHERE credential_id = $1', [
-          credentialId,
-          rotation.seedHash,
-          rotation.refreshToken,
-          now,
-        ]);
-      } else {
-        await tx.execute('INSERT INTO refresh_token_rotations (credential_id, seed_hash, refresh_token, updated_at) VALUES ($1, $2, $3, $4)', [
-          credentialId,
-          rotation.seedHash,
-          rotation.refreshToken,
-          now,
-        ]);
-      }
-      return true;
-    });
+        const sealedToken = sealRotatedRefreshToken(this.#cipher, credentialId, rotation.refreshToken);
+        if (current) {
+          await tx.execute('UPDATE refresh_token_rotations SET seed_hash = $2, refresh_token = $3, updated_at = $4 WHERE credential_id = $1', [
+            credentialId,
+            rotation.seedHash,
+            sealedToken,
+            now,
+          ]);
+        } else {
+          await tx.execute('INSERT INTO refresh_token_rotations (credential_id, seed_hash, refresh_token, updated_at) VALUES ($1, $2, $3, $4)', [
+            credentialId,
+            rotation.seedHash,
+            sealedToken,
+            now,
+          ]);
+        }
+        return true;
+      }),
+    );
   }
 
   async createSession(session: StoredSession): Promise<void> {
@@ -352,12 +408,52 @@ export class SqlStore implements Store {
     return activity;
   }
 
+  createAdminToken(token: StoredAdminToken): Promise<boolean> {
+    return insertAdminToken(this.#database, token);
+  }
+
+  listAdminTokens(): Promise<StoredAdminToken[]> {
+    return selectAdminTokens(this.#database);
+  }
+
+  revokeAdminToken(name: string, at: Date): Promise<boolean> {
+    return markAdminTokenRevoked(this.#database, name, at);
+  }
+
+  recordAdminTokenUse(id: string, at: Date): Promise<void> {
+    return markAdminTokenUsed(this.#database, id, at);
+  }
+
+  appendAdminAudit(events: AdminAuditEvent[]): Promise<void> {
+    return insertAdminAuditEvents(this.#database, events);
+  }
+
+  queryAdminAudit(query: AdminAuditQuery): Promise<AdminAuditEvent[]> {
+    return selectAdminAuditEvents(this.#database, query);
+  }
+
   close(): Promise<void> {
     return this.#database.close();
   }
+
+  // After `keys rotate` ran against the database, values are sealed under a data key that
+  // this process has not loaded. The keys cannot be read inside the failed transaction
+  // (statements on the database from inside its own transaction are rejected), so the
+  // operation is retried once after loading them.
+  async #withDataKeysReloaded<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (!isSecretsError(error, 'data_key_not_loaded')) {
+        throw error;
+      }
+      await this.#cipher.loadDataKeys(await readDataKeys(this.#database), this.#location);
+      return operation();
+    }
+  }
 }
 
-async function readConfigIn(tx: SqlDatabase): Promise<ProxyConfig> {
+async function readConfigIn(tx: SqlDatabase, cipher: SecretCipher): Promise<ProxyConfig> {
   const egress = await readEgress(tx);
   const bundleRows = await tx.query<BundleRow>('SELECT * FROM bundles');
   const credentialRows = await tx.query<CredentialRow>('SELECT * FROM credentials');
@@ -365,7 +461,7 @@ async function readConfigIn(tx: SqlDatabase): Promise<ProxyConfig> {
   const credentialsByBundle = new Map<string, Credential[]>();
   for (const row of sortByName(credentialRows)) {
     const credentials = credentialsByBundle.get(row.bundle_id) ?? [];
-    credentials.push(toCredential(row));
+    credentials.push(toCredential(row, cipher));
     credentialsByBundle.set(row.bundle_id, credentials);
   }
   const bundles = sortByName(bundleRows).map((row) => toBundle(row, credentialsByBundle.get(row.id) ?? []));
@@ -380,7 +476,13 @@ interface ReplaceOptions {
   matchIds: boolean;
 }
 
-async function replaceConfigIn(tx: SqlDatabase, config: ProxyConfig, now: number, options: ReplaceOptions = { matchIds: false }): Promise<ConfigChanges> {
+async function replaceConfigIn(
+  tx: SqlDatabase,
+  cipher: SecretCipher,
+  config: ProxyConfig,
+  now: number,
+  options: ReplaceOptions = { matchIds: false },
+): Promise<ConfigChanges> {
   const changes: ConfigChanges = { created: [], changed: [], deleted: [] };
 
   const storedEgress = await readEgress(tx);
@@ -394,7 +496,10 @@ async function replaceConfigIn(tx: SqlDatabase, config: ProxyConfig, now: number
   }
 
   const storedBundles = sortByName(await tx.query<BundleRow>('SELECT * FROM bundles'));
-  const storedCredentials = sortByName(await tx.query<CredentialRow>('SELECT * FROM credentials'));
+  const storedCredentials = sortByName(await tx.query<CredentialRow>('SELECT * FROM credentials')).map((row) => ({
+    ...row,
+    secrets: canonicalJson(openCredentialSecrets(cipher, row.id, row.secrets)),
+  }));
   const matchKey = (object: { id: string; name: string }): string => (options.matchIds ? object.id : object.name);
   const storedBundleByKey = new Map(storedBundles.map((row) => [matchKey(row), row]));
   const storedCredentialByKey = new Map(storedCredentials.map((row) => [matchKey(row), row]));
@@ -412,7 +517,7 @@ async function replaceConfigIn(tx: SqlDatabase, config: ProxyConfig, now: number
     const bundleId = await upsertBundle(tx, bundle, storedBundleByKey.get(matchKey(bundle)), now, changes);
     for (const credential of sortByName(bundle.credentials)) {
       const stored = storedCredentialByKey.get(matchKey(credential));
-      await upsertCredential(tx, bundle.name, bundleId, credential, stored, now, changes);
+      await upsertCredential(tx, cipher, bundle.name, bundleId, credential, stored, now, changes);
     }
   }
 
@@ -468,9 +573,13 @@ async function upsertBundle(
   return stored.id;
 }
 
-/** Inserts or updates one credential; a credential that moved bundles keeps its id. */
+/**
+ * Inserts or updates one credential; a credential that moved bundles keeps its id. `stored`
+ * carries its secrets as plaintext canonical JSON, and they are sealed again on write.
+ */
 async function upsertCredential(
   tx: SqlDatabase,
+  cipher: SecretCipher,
   bundleName: string,
   bundleId: string,
   credential: Credential,
@@ -482,17 +591,18 @@ async function upsertCredential(
   const label = `bundle/${bundleName}/credential/${credential.name}`;
 
   if (stored === undefined) {
+    const id = newId('cred');
     await tx.execute(
       `INSERT INTO credentials (id, bundle_id, name, type, settings, secrets, allowed_websites, access, rules,
          extra_headers, created_at, updated_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)`,
       [
-        newId('cred'),
+        id,
         content.bundle_id,
         credential.name,
         content.type,
         content.settings,
-        content.secrets,
+        sealCredentialSecrets(cipher, id, credential.secrets),
         content.allowed_websites,
         content.access,
         content.rules,
@@ -518,7 +628,7 @@ async function upsertCredential(
       content.bundle_id,
       content.type,
       content.settings,
-      content.secrets,
+      sealCredentialSecrets(cipher, stored.id, credential.secrets),
       content.allowed_websites,
       content.access,
       content.rules,
@@ -586,7 +696,7 @@ function toBundle(row: BundleRow, credentials: Credential[]): Bundle {
   };
 }
 
-function toCredential(row: CredentialRow): Credential {
+function toCredential(row: CredentialRow, cipher: SecretCipher): Credential {
   const column = (name: string): string => `credentials.${name} of ${row.id}`;
   const settings = parseJsonColumn<Record<string, unknown>>(row.settings, column('settings'));
   return {
@@ -594,7 +704,7 @@ function toCredential(row: CredentialRow): Credential {
     bundleId: row.bundle_id,
     name: row.name,
     settings: { ...settings, type: row.type as CredentialType } as CredentialSettings,
-    secrets: parseJsonColumn<CredentialSecrets>(row.secrets, column('secrets')),
+    secrets: openCredentialSecrets(cipher, row.id, row.secrets),
     allowedWebsites: parseJsonColumn<string[]>(row.allowed_websites, column('allowed_websites')),
     access: row.access as Access,
     rules: parseJsonColumn<CredentialRule[]>(row.rules, column('rules')),

@@ -61,6 +61,53 @@ export interface CredentialActivity {
   lastMint: { at: Date; status: number | null; decision: AuditDecision; errorCode: string | null } | null;
 }
 
+/** What an admin API token may do: change configuration, read it, or only manage sessions. */
+export type AdminRole = 'admin' | 'viewer' | 'session-issuer';
+
+/** An admin API token row: only the SHA-256 of the token is stored. */
+export interface StoredAdminToken {
+  id: string;
+  /** Unique name shown as the actor in the admin audit trail. */
+  name: string;
+  tokenHash: Buffer;
+  role: AdminRole;
+  createdAt: Date;
+  expiresAt: Date | null;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+/** `success`, `failure` (the request was invalid or failed) or `denied` (the token's role or CSRF check refused it). */
+export type AdminAuditOutcome = 'success' | 'failure' | 'denied';
+
+/** One entry of the admin audit trail: who changed what, by object and field names, never values. */
+export interface AdminAuditEvent {
+  /** Assigned by the store; ignored by `appendAdminAudit`. */
+  id?: number;
+  time: Date;
+  /** Name of the admin token that made the request. */
+  actor: string;
+  /** Such as `credential.update` or `admin_token.create`. */
+  action: string;
+  /** Such as `bundle/sales/credential/salesforce`, `egress`, `session/ID` or `admin-token/NAME`. */
+  target: string | null;
+  /** Names of the fields the change set or changed. */
+  fields: string[];
+  outcome: AdminAuditOutcome;
+  clientAddress: string | null;
+}
+
+/** Filters for `queryAdminAudit`, paged like `AuditQuery`. */
+export interface AdminAuditQuery {
+  afterId?: number;
+  beforeId?: number;
+  since?: Date;
+  actor?: string;
+  action?: string;
+  /** Number of events to return: default 100, values above 1000 are lowered to 1000. */
+  limit?: number;
+}
+
 /**
  * The narrow persistence interface of Agent Proxy. SQLite implements it now; a
  * PostgreSQL implementation must pass the same contract tests.
@@ -117,6 +164,19 @@ export interface Store {
   queryAudit(query: AuditQuery): Promise<AuditEvent[]>;
   /** Returns the latest use and token mint of each named credential; names without events map to nulls. */
   credentialActivity(names: string[]): Promise<Map<string, CredentialActivity>>;
+
+  /** Inserts the token unless its name is taken; returns false, changing nothing, when it is. */
+  createAdminToken(token: StoredAdminToken): Promise<boolean>;
+  /** Lists every admin token, revoked and expired ones included, by creation time. */
+  listAdminTokens(): Promise<StoredAdminToken[]>;
+  /** Marks the named token revoked, keeping the first time when revoked twice; returns false when no token has this name. */
+  revokeAdminToken(name: string, at: Date): Promise<boolean>;
+  recordAdminTokenUse(id: string, at: Date): Promise<void>;
+
+  /** Inserts the events in one transaction; the store assigns ids. */
+  appendAdminAudit(events: AdminAuditEvent[]): Promise<void>;
+  /** Returns the newest matching events (or the first after `afterId`) in ascending id order. */
+  queryAdminAudit(query: AdminAuditQuery): Promise<AdminAuditEvent[]>;
 
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { pino } from 'pino';
-import type { ResolvePin } from '../../src/proxy/dialer.ts';
+import type { DialerOptions, HostResolver, ResolvePin } from '../../src/proxy/dialer.ts';
 import { startAgentProxy, type RunningAgentProxy } from '../../src/runtime/agentProxy.ts';
 import type { CreatedSession } from '../../src/sessions/sessionService.ts';
 
@@ -19,7 +19,9 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function startHarness(options: { upstreamCaPem?: string[]; pins?: ResolvePin[]; config?: unknown } = {}): Promise<Harness> {
+export async function startHarness(
+  options: { upstreamCaPem?: string[]; pins?: ResolvePin[]; config?: unknown; resolver?: HostResolver; connectGuard?: DialerOptions['connectGuard'] } = {},
+): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'agent-proxy-test-'));
   const upstreamCaFiles = (options.upstreamCaPem ?? []).map((pem, index) => {
     const file = path.join(dir, `upstream-ca-${index}.pem`);
@@ -33,6 +35,8 @@ export async function startHarness(options: { upstreamCaPem?: string[]; pins?: R
     adminListen: { host: '127.0.0.1', port: 0 },
     upstreamCaFiles,
     resolvePins: options.pins ?? [],
+    ...(options.resolver ? { resolver: options.resolver } : {}),
+    ...(options.connectGuard ? { connectGuard: options.connectGuard } : {}),
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
   });
 

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,8 @@ import { openSqliteStore } from '../../src/store/openStore.ts';
 import type { SqlDatabase } from '../../src/store/sqlDatabase.ts';
 import { SqliteDatabase } from '../../src/store/sqliteDatabase.ts';
 import { SqlStore } from '../../src/store/sqlStore.ts';
+import { EnvironmentMasterKeySource } from '../../src/secrets/masterKey.ts';
+import { EnvelopeCipher } from '../../src/secrets/secretCipher.ts';
 import { runStoreContract, sampleConfig } from './storeContract.ts';
 
 runStoreContract('SQLite', async () => {
@@ -22,6 +25,12 @@ runStoreContract('SQLite', async () => {
     },
   };
 });
+
+/** Returns a cipher under a random master key, for stores opened on a bare database. */
+function randomKeyCipher(): EnvelopeCipher {
+  const env = { TEST_MASTER_KEY: randomBytes(32).toString('base64') };
+  return new EnvelopeCipher(new EnvironmentMasterKeySource('TEST_MASTER_KEY', env));
+}
 
 /** Wraps a database so that `execute` inside transactions throws on SQL matching `pattern`. */
 function failingOn(database: SqlDatabase, pattern: RegExp): SqlDatabase {
@@ -157,11 +166,12 @@ describe('SQLite store', () => {
   it('rolls back replaceConfig failing midway', async () => {
     const database = SqliteDatabase.open(path);
     await migrate(database);
-    const store = new SqlStore(database);
+    const cipher = randomKeyCipher();
+    const store = await SqlStore.open(database, { cipher });
     await store.replaceConfig({ egress: DEFAULT_EGRESS, bundles: sampleConfig().bundles.slice(0, 1) });
     const before = await store.loadConfig();
     // Egress, the new bundle and a deletion are written before the first credential insert fails.
-    const failing = new SqlStore(failingOn(database, /^\s*INSERT INTO credentials/));
+    const failing = new SqlStore(failingOn(database, /^\s*INSERT INTO credentials/), { cipher });
     const config = sampleConfig();
     config.bundles = config.bundles.slice(1);
 
@@ -175,7 +185,7 @@ describe('SQLite store', () => {
     const database = SqliteDatabase.open(path);
     await migrate(database);
     let now = new Date('2025-01-01T00:00:00.000Z');
-    const store = new SqlStore(database, { now: () => now });
+    const store = await SqlStore.open(database, { cipher: randomKeyCipher(), now: () => now });
     await store.replaceConfig(sampleConfig());
     now = new Date('2025-02-01T00:00:00.000Z');
     const config = sampleConfig();
@@ -204,7 +214,7 @@ describe('SQLite store', () => {
   it('cascades bundle deletion to credentials', async () => {
     const database = SqliteDatabase.open(path);
     await migrate(database);
-    const store = new SqlStore(database);
+    const store = await SqlStore.open(database, { cipher: randomKeyCipher() });
     await store.replaceConfig(sampleConfig());
 
     await database.execute("DELETE FROM bundles WHERE name = 'sales'");

@@ -19,7 +19,7 @@ export function registerBundleRoutes(api: FastifyInstance, { editor, views }: Ro
     if (!parsed.ok) throw validationError('bundle', parsed.issues);
     const { name, description, channels } = parsed.value;
 
-    const { config } = await editor.update((current) => {
+    const { config } = await editor.update(request, (current) => {
       assertBundleNameFree(current, name);
       const bundle: Bundle = { id: '', name, description, channels, credentials: [] };
       return { ...current, bundles: [...current.bundles, bundle] };
@@ -38,7 +38,7 @@ export function registerBundleRoutes(api: FastifyInstance, { editor, views }: Ro
     if (!parsed.ok) throw validationError('bundle', parsed.issues);
     const patch = parsed.value;
 
-    const { config } = await editor.update((current) => {
+    const { config } = await editor.update(request, (current) => {
       if (patch.name !== undefined) assertBundleNameFree(current, patch.name, bundleId);
       return withBundle(current, bundleId, (bundle) => ({
         ...bundle,
@@ -53,7 +53,7 @@ export function registerBundleRoutes(api: FastifyInstance, { editor, views }: Ro
   // Deleting a bundle deletes its credentials too, as removing it from a bundles file does.
   api.delete('/bundles/:bundleId', async (request, reply) => {
     const { bundleId } = request.params as { bundleId: string };
-    await editor.update((current) => {
+    await editor.update(request, (current) => {
       findBundle(current, bundleId);
       return { ...current, bundles: current.bundles.filter((bundle) => bundle.id !== bundleId) };
     });

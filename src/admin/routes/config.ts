@@ -5,14 +5,24 @@ import type { FastifyInstance } from 'fastify';
 import { bundleObjectSchemas, validateFileObject } from '../../config/bundlesFile.ts';
 import { redactConfig } from '../../credentials/redaction.ts';
 import { ApiError, requireObjectBody, validationError } from '../apiError.ts';
+import { describeConfigChanges } from '../configDiff.ts';
 import type { RouteContext } from '../context.ts';
 
-export function registerConfigRoutes(api: FastifyInstance, { deps, editor }: RouteContext): void {
+export function registerConfigRoutes(api: FastifyInstance, { deps, editor, audit }: RouteContext): void {
   api.post('/apply', async (request) => {
     const dryRun = (request.query as Record<string, string | undefined>).dryRun === 'true';
+    const before = dryRun ? null : await editor.load();
     const result = await deps.applyConfig(request.body, dryRun);
     if (!result.ok) {
       throw new ApiError('invalid_config', 'The bundles document is invalid; nothing was changed.', { issues: result.issues });
+    }
+    if (before !== null) {
+      // NOTE: the two snapshots are read outside the apply transaction. The targets are
+      // limited to those apply reports, but an edit made through another request between
+      // the reads can add its field names to a target that apply also changed.
+      const reported = new Set([...result.created, ...result.changed, ...result.deleted]);
+      const changes = describeConfigChanges(before, await editor.load()).filter((change) => reported.has(change.target));
+      audit.noteChanges(request, changes);
     }
     return { dryRun, created: result.created, changed: result.changed, deleted: result.deleted };
   });
@@ -25,7 +35,7 @@ export function registerConfigRoutes(api: FastifyInstance, { deps, editor }: Rou
     const parsed = validateFileObject(bundleObjectSchemas.egress, requireObjectBody(request.body));
     if (!parsed.ok) throw validationError('egress policy', parsed.issues);
     const egress = parsed.value;
-    const { config } = await editor.update((current) => ({ ...current, egress }));
+    const { config } = await editor.update(request, (current) => ({ ...current, egress }));
     return config.egress;
   });
 

@@ -31,7 +31,7 @@ export function registerCredentialRoutes(api: FastifyInstance, { deps, editor, v
   api.post('/bundles/:bundleId/credentials', async (request, reply) => {
     const { bundleId } = request.params as { bundleId: string };
     const credential = validateCredential(requireObjectBody(request.body));
-    const { config } = await editor.update((current) => addCredential(current, bundleId, credential));
+    const { config } = await editor.update(request, (current) => addCredential(current, bundleId, credential));
     return reply.code(201).send(await views.credential(credentialNamed(config, credential.name)));
   });
 
@@ -44,7 +44,7 @@ export function registerCredentialRoutes(api: FastifyInstance, { deps, editor, v
     const { bundleId, credentialId } = request.params as CredentialParams;
     const patch = requireObjectBody(request.body);
 
-    const { config } = await editor.update((current) => {
+    const { config } = await editor.update(request, (current) => {
       const { credential } = findCredential(current, bundleId, credentialId);
       const replacement = mergeCredentialPatch(credential, patch);
       assertCredentialNameFree(current, replacement.name, credentialId);
@@ -58,7 +58,7 @@ export function registerCredentialRoutes(api: FastifyInstance, { deps, editor, v
 
   api.delete('/bundles/:bundleId/credentials/:credentialId', async (request, reply) => {
     const { bundleId, credentialId } = request.params as CredentialParams;
-    await editor.update((current) => {
+    await editor.update(request, (current) => {
       findCredential(current, bundleId, credentialId);
       return withBundle(current, bundleId, (bundle) => ({ ...bundle, credentials: bundle.credentials.filter((candidate) => candidate.id !== credentialId) }));
     });
@@ -73,7 +73,7 @@ export function registerCredentialRoutes(api: FastifyInstance, { deps, editor, v
     }
     const targetId = parsed.data.bundleId;
 
-    const { config } = await editor.update((current) => {
+    const { config } = await editor.update(request, (current) => {
       const { credential } = findCredential(current, bundleId, credentialId);
       findBundle(current, targetId);
       if (targetId === bundleId) return current;

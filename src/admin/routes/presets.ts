@@ -54,7 +54,7 @@ export function registerPresetRoutes(api: FastifyInstance, { deps, editor, views
       throw validationError('preset field values', built.issues);
     }
     const credential = validateCredential(built.document);
-    const { config } = await editor.update((current) => addCredential(current, bundleId, credential));
+    const { config } = await editor.update(request, (current) => addCredential(current, bundleId, credential));
     return reply.code(201).send(await views.credential(credentialNamed(config, credential.name)));
   });
 }

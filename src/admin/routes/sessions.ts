@@ -6,7 +6,7 @@ import { ApiError, validationError } from '../apiError.ts';
 import type { RouteContext } from '../context.ts';
 import { issuesOf, sessionCreateBody } from '../schemas.ts';
 
-export function registerSessionRoutes(api: FastifyInstance, { deps }: RouteContext): void {
+export function registerSessionRoutes(api: FastifyInstance, { deps, audit }: RouteContext): void {
   api.post('/sessions', async (request, reply) => {
     const parsed = sessionCreateBody.safeParse(request.body ?? {});
     if (!parsed.success) {
@@ -20,6 +20,7 @@ export function registerSessionRoutes(api: FastifyInstance, { deps }: RouteConte
       throw error;
     }
     const created = await deps.sessions.create({ channel: parsed.data.channel, thread: parsed.data.thread ?? null, ttlMs });
+    audit.noteTarget(request, `session/${created.id}`, Object.keys(parsed.data).filter((key) => parsed.data[key as keyof typeof parsed.data] !== undefined).sort());
     return reply.code(201).send(created);
   });
 
@@ -27,6 +28,7 @@ export function registerSessionRoutes(api: FastifyInstance, { deps }: RouteConte
 
   api.delete('/sessions/:id', async (request, reply) => {
     const { id } = request.params as { id: string };
+    audit.noteTarget(request, `session/${id}`);
     if (!(await deps.sessions.revoke(id))) {
       throw new ApiError('not_found', `Session ${JSON.stringify(id)} does not exist; GET /api/v1/sessions lists the active sessions.`, { field: 'id' });
     }

@@ -2,6 +2,7 @@
 // whose JSON answer is parsed here and never handed to the sandbox.
 
 import type { Dispatcher } from 'undici';
+import { maskText, reflectionPatterns } from '../../proxy/reflectionRedactor.ts';
 
 // A token response is a few kilobytes; more is a misconfigured or hostile endpoint.
 const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024;
@@ -63,18 +64,22 @@ export async function postTokenRequest(dispatcher: Dispatcher, request: TokenReq
 
   const text = await readLimited(response.body);
   const status = response.statusCode;
+  // The provider's error text reaches the sandbox in the problem body and the audit log,
+  // so anything in it that repeats the request's own secrets is masked first.
+  const patterns = reflectionPatterns(requestSecrets(request));
+  const masked = (value: string | null): string | null => (value === null ? null : maskText(value, patterns).text);
   if (status >= 300 && status < 400) {
     // A token request carries the client's credentials; re-sending it to another URL would hand them over.
     throw new TokenEndpointError(
-      `The token endpoint answered ${status} (a redirect to ${String(response.headers.location ?? 'nowhere')}); Agent Proxy never follows a redirect of a token request. Set tokenUrl to the final URL.`,
+      `The token endpoint answered ${status} (a redirect to ${masked(String(response.headers.location ?? 'nowhere'))}); Agent Proxy never follows a redirect of a token request. Set tokenUrl to the final URL.`,
       { status },
     );
   }
 
   const body = parseJsonObject(text);
   if (status !== 200 || !body || typeof body.access_token !== 'string' || body.access_token === '') {
-    const error = typeof body?.error === 'string' ? body.error : null;
-    const errorDescription = typeof body?.error_description === 'string' ? body.error_description : null;
+    const error = masked(typeof body?.error === 'string' ? body.error : null);
+    const errorDescription = masked(typeof body?.error_description === 'string' ? body.error_description : null);
     const what = error ? `${error}${errorDescription ? `: ${errorDescription}` : ''}` : body ? 'a JSON body without access_token' : 'a body that is not JSON';
     throw new TokenEndpointError(`The token endpoint answered ${status} with ${what}.`, { status, error, errorDescription });
   }
@@ -87,6 +92,22 @@ export async function postTokenRequest(dispatcher: Dispatcher, request: TokenReq
     instanceUrl: typeof body.instance_url === 'string' ? body.instance_url : null,
     scope: typeof body.scope === 'string' ? body.scope : null,
   };
+}
+
+/** The secret values a token request sends: client secret, refresh token, assertion and the Basic client authentication. */
+function requestSecrets(request: TokenRequest): string[] {
+  const values = ['client_secret', 'refresh_token', 'assertion', 'client_assertion'].map((field) => request.form[field] ?? '');
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (name.toLowerCase() !== 'authorization') continue;
+    values.push(value);
+    const basic = /^Basic (.+)$/i.exec(value);
+    if (basic) {
+      const pair = Buffer.from(basic[1]!, 'base64').toString('utf8');
+      const secret = pair.slice(pair.indexOf(':') + 1);
+      values.push(pair, secret, new URLSearchParams(`v=${secret}`).get('v') ?? '');
+    }
+  }
+  return values.filter((value) => value !== '');
 }
 
 async function readLimited(body: Dispatcher.ResponseData['body']): Promise<string> {
