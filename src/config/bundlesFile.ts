@@ -72,7 +72,16 @@ export function parseBundlesText(text: string, fileName: string): unknown {
   if (issues.length > 0) {
     throw new BundlesFileError(issues, fileName);
   }
-  return isJson ? json : (document.toJS() as unknown);
+  if (isJson) {
+    return json;
+  }
+  // Building the value resolves aliases, which fails on an alias to an unknown anchor or on
+  // more aliases than the YAML library allows (its guard against alias expansion bombs).
+  try {
+    return document.toJS() as unknown;
+  } catch (error) {
+    throw new BundlesFileError([{ path: '', message: `invalid YAML: ${(error as Error).message}` }], fileName);
+  }
 }
 
 function describeJsonError(error: SyntaxError, text: string): string {
