@@ -20,6 +20,9 @@ export interface ProxyLimits {
   maxHeaderBytes: number;
 }
 
+// NOTE: 256 per session and 4,096 in total are estimates (an agent rarely needs more
+// than a browser's few dozen connections; each tunnel costs two or three file
+// descriptors), not measured capacities.
 export const DEFAULT_LIMITS: ProxyLimits = {
   maxConnectionsPerSession: 256,
   maxConnectionsTotal: 4096,

@@ -134,7 +134,12 @@ export class SqliteDatabase implements SqlDatabase {
       all: <R>(sql: string, params: unknown[]) => this.#all<R>(sql, params, readOnly),
       run: (sql: string, params: unknown[]) => this.#run(sql, params, readOnly),
     });
-    this.#connection.exec(readOnly ? 'BEGIN DEFERRED' : 'BEGIN IMMEDIATE');
+    try {
+      this.#connection.exec(readOnly ? 'BEGIN DEFERRED' : 'BEGIN IMMEDIATE');
+    } catch (error) {
+      state.active = false;
+      throw describeFileFault(error, this.path);
+    }
     try {
       const result = await activeTransaction.run(state, () => fn(tx));
       this.#connection.exec('COMMIT');
@@ -144,7 +149,7 @@ export class SqliteDatabase implements SqlDatabase {
       if (this.#connection.inTransaction) {
         this.#connection.exec('ROLLBACK');
       }
-      throw error;
+      throw describeFileFault(error, this.path);
     } finally {
       state.active = false;
     }
@@ -311,4 +316,26 @@ function isDigit(char: string): boolean {
 
 function isIdentifierChar(char: string | undefined): boolean {
   return char !== undefined && /[A-Za-z0-9_$]/.test(char);
+}
+
+/**
+ * Names the database file in the errors that come from the file rather than from a
+ * statement (locked by another process, read-only, disk full), because SQLite's own
+ * message ("database is locked") does not say which file or what to do. Other errors
+ * are returned unchanged. The transaction was rolled back, so nothing was written.
+ */
+function describeFileFault(error: unknown, path: string): unknown {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string') return error;
+  const advice = code.startsWith('SQLITE_BUSY')
+    ? `is locked by another process or connection for more than ${BUSY_TIMEOUT_MS} ms; stop the other writer and retry`
+    : code.startsWith('SQLITE_READONLY')
+      ? 'is read-only; make the file and its directory writable by the proxy and retry'
+      : code.startsWith('SQLITE_FULL') || code.startsWith('SQLITE_IOERR')
+        ? 'could not be written (disk full or I/O error); free space or check the disk and retry'
+        : null;
+  if (advice === null) return error;
+  const described = new Error(`SQLite database ${path} ${advice}. Nothing was written (${code}).`, { cause: error });
+  (described as Error & { code: string }).code = code;
+  return described;
 }

@@ -32,6 +32,9 @@ let upstream: EchoUpstream;
 let plainUpstream: http.Server;
 let plainPort: number;
 let proxy: ProxyUnderTest;
+// A proxy with 1 s timeouts for the slow-client tests; `proxy` keeps the defaults, so the silent tunnels that the flood tests hold stay open.
+let slowProxy: ProxyUnderTest;
+let slowSession: CreatedSession;
 let flooder: CreatedSession;
 let bystander: CreatedSession;
 
@@ -54,14 +57,21 @@ before(async () => {
     upstream,
     hosts: [API_HOST, OPEN_HOST],
     bundles: [{ name: 'flood', channels: [CHANNEL], credentials: [{ name: 'api', type: 'bearer_token', token: SECRET, allowedWebsites: [`${API_HOST}:${upstream.port}`] }] }],
+  });
+  slowProxy = await startProxy({
+    upstream,
+    hosts: [API_HOST, OPEN_HOST],
+    bundles: [{ name: 'flood', channels: [CHANNEL], credentials: [{ name: 'api', type: 'bearer_token', token: SECRET, allowedWebsites: [`${API_HOST}:${upstream.port}`] }] }],
     limits: { headersTimeoutMs: HEADERS_TIMEOUT_MS, bodyIdleTimeoutMs: BODY_IDLE_TIMEOUT_MS },
   });
+  slowSession = await slowProxy.createSession(CHANNEL);
   flooder = await proxy.createSession(CHANNEL);
   bystander = await proxy.createSession(CHANNEL);
 });
 
 after(async () => {
   await proxy?.close();
+  await slowProxy?.close();
   await upstream?.close();
   plainUpstream?.closeAllConnections();
   plainUpstream?.close();
@@ -79,7 +89,7 @@ async function getThroughTunnel(session: CreatedSession, path = '/ping'): Promis
 
 describe('slow clients', () => {
   test('slowloris headers on listener get 408', async () => {
-    const socket = net.connect(proxy.port, '127.0.0.1');
+    const socket = net.connect(slowProxy.port, '127.0.0.1');
     await once(socket, 'connect');
     const started = Date.now();
     const { raw, closed } = await exchange(socket, `GET http://${target()}/ HTTP/1.1\r\nHost: ${target()}\r\nX-Slow: a`, 10_000, { untilClose: true });
@@ -93,7 +103,7 @@ describe('slow clients', () => {
   });
 
   test('slowloris headers in tunnel get 408', async () => {
-    const tunnel = await openTlsTunnel(proxy.port, API_HOST, upstream.port, flooder, proxy.caPem);
+    const tunnel = await openTlsTunnel(slowProxy.port, API_HOST, upstream.port, slowSession, slowProxy.caPem);
     const started = Date.now();
     const { raw, closed } = await exchange(tunnel, `GET / HTTP/1.1\r\nHost: ${target()}\r\nX-Slow: a`, 10_000, { untilClose: true });
     tunnel.destroy();
@@ -107,7 +117,7 @@ describe('slow clients', () => {
 
   test('slowloris second request in tunnel gets 408', async () => {
     // The clock restarts at the first byte after a response, so a kept-alive tunnel cannot trickle its next request either.
-    const tunnel = await openTlsTunnel(proxy.port, API_HOST, upstream.port, flooder, proxy.caPem);
+    const tunnel = await openTlsTunnel(slowProxy.port, API_HOST, upstream.port, slowSession, slowProxy.caPem);
     const first = await exchange(tunnel, `GET /first HTTP/1.1\r\nHost: ${target()}\r\n\r\n`, 3_000);
     assert.equal(parseRawResponse(first.raw)?.status, 200);
     tunnel.removeAllListeners('data');
@@ -119,7 +129,7 @@ describe('slow clients', () => {
   });
 
   test('silent TLS handshake in tunnel is closed', async () => {
-    const socket = await openConnect(proxy.port, target(), flooder);
+    const socket = await openConnect(slowProxy.port, target(), slowSession);
     socket.resume();
     const started = Date.now();
     const { closed } = await exchange(socket, '', 10_000);
@@ -131,7 +141,7 @@ describe('slow clients', () => {
 
   test('slow body in tunnel is cut at idle timeout', async () => {
     const before = upstream.requests.length;
-    const tunnel = await openTlsTunnel(proxy.port, API_HOST, upstream.port, flooder, proxy.caPem);
+    const tunnel = await openTlsTunnel(slowProxy.port, API_HOST, upstream.port, slowSession, slowProxy.caPem);
     const started = Date.now();
     const { closed } = await exchange(tunnel, `POST /upload HTTP/1.1\r\nHost: ${target()}\r\nContent-Length: 100000\r\n\r\n${'x'.repeat(100)}`, 10_000);
     tunnel.destroy();
@@ -142,12 +152,12 @@ describe('slow clients', () => {
   });
 
   test('slow body on listener is cut at idle timeout', async () => {
-    const socket = net.connect(proxy.port, '127.0.0.1');
+    const socket = net.connect(slowProxy.port, '127.0.0.1');
     await once(socket, 'connect');
     const started = Date.now();
     const { closed } = await exchange(
       socket,
-      `POST http://127.0.0.1:${plainPort}/upload HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\nProxy-Authorization: ${proxyAuthorization(flooder)}\r\nContent-Length: 100000\r\n\r\nxx`,
+      `POST http://127.0.0.1:${plainPort}/upload HTTP/1.1\r\nHost: 127.0.0.1:${plainPort}\r\nProxy-Authorization: ${proxyAuthorization(slowSession)}\r\nContent-Length: 100000\r\n\r\nxx`,
       10_000,
     );
     socket.destroy();
