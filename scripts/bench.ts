@@ -27,7 +27,7 @@ import { compileConfig } from '../src/policy/compiledConfig.ts';
 import { Dialer, systemResolver } from '../src/proxy/dialer.ts';
 import { UpstreamPool } from '../src/proxy/upstreamPool.ts';
 import { openSqliteStore } from '../src/store/openStore.ts';
-import { startEchoUpstream } from '../test/helpers/upstreams.ts';
+import { startEchoUpstream, type EchoUpstream } from '../test/helpers/upstreams.ts';
 import { startSalesforceServer } from '../test/fixtures/salesforceServer.ts';
 
 const REPOSITORY_ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -154,7 +154,7 @@ async function main(): Promise<void> {
   cleanups.push(() => viaProxy.close());
 
   const bearerSmallUrl = `https://${HOSTS.bearer}:${echo.port}/small`;
-  await checkBearerInjection(viaProxy, `https://${HOSTS.bearer}:${echo.port}/echo`);
+  await checkBearerInjection(viaProxy, echo, `https://${HOSTS.bearer}:${echo.port}/echo`);
 
   for (const concurrency of CONCURRENCIES) {
     results.push(await runCase('1. direct keep-alive', concurrency, () => getOk(direct, bearerSmallUrl)));
@@ -339,12 +339,24 @@ async function getOk(dispatcher: Dispatcher, url: string, headers: Record<string
   if (response.statusCode !== 200) throw new Error(`GET ${url} returned ${response.statusCode}: ${body.slice(0, 300)}`);
 }
 
-/** Fails unless the proxy added the bearer token, so the intercepted cases measure injection and not a plain relay. */
-async function checkBearerInjection(dispatcher: Dispatcher, echoUrl: string): Promise<void> {
+/**
+ * Fails unless the upstream received the bearer token, so the intercepted cases measure
+ * injection and not a plain relay. It reads the upstream's record of the request,
+ * because the proxy masks the token in the echo that the client receives.
+ */
+async function checkBearerInjection(dispatcher: Dispatcher, upstream: EchoUpstream, echoUrl: string): Promise<void> {
+  const echoPath = new URL(echoUrl).pathname;
+  const seenBefore = upstream.requests.length;
   const response = await request(echoUrl, { dispatcher, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
-  const echoed = (await response.body.json()) as { headers: Record<string, string> };
-  if (response.statusCode !== 200 || echoed.headers.authorization !== `Bearer ${BEARER_TOKEN}`) {
-    throw new Error(`the proxy did not inject the bearer token: status ${response.statusCode}, authorization ${JSON.stringify(echoed.headers.authorization)}`);
+  await response.body.text();
+  const received = upstream.requests.slice(seenBefore).find((echoed) => echoed.url === echoPath);
+  if (response.statusCode !== 200 || received?.headers.authorization !== `Bearer ${BEARER_TOKEN}`) {
+    // The received value is not printed, because it may be a secret.
+    let seen = 'the upstream recorded no request';
+    if (received !== undefined) {
+      seen = received.headers.authorization === undefined ? 'the upstream received no Authorization header' : 'the upstream received another Authorization value';
+    }
+    throw new Error(`the proxy did not inject the bearer token into GET ${echoUrl}: status ${response.statusCode}, ${seen}`);
   }
 }
 

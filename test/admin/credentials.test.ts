@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { ProxyAgent, request } from 'undici';
 import { validateBundlesDocument } from '../../src/config/bundlesFile.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
-import { startEchoUpstream, type EchoUpstream } from '../helpers/upstreams.ts';
+import { recordedRequest, reflectionMask, startEchoUpstream, type EchoUpstream } from '../helpers/upstreams.ts';
 import { call, type ApiResponse, type Method } from './apiClient.ts';
 
 const HOST = 'api.example.test';
@@ -28,15 +28,20 @@ function bearerCredential(name: string, overrides: Record<string, unknown> = {})
   return { name, type: 'bearer_token', token: SECRET, allowedWebsites: [`${HOST}:${upstream.port}`], ...overrides };
 }
 
-/** Sends a GET through the proxy as a fresh session of channel C0ENG and returns the Authorization header the upstream saw. */
-async function authorizationSeenUpstream(): Promise<string | undefined> {
+/**
+ * Sends a GET through the proxy as a fresh session of channel C0ENG. Returns the
+ * Authorization header the upstream received and the one the client read in the echo,
+ * where the proxy masks an injected secret.
+ */
+async function authorizationThroughProxy(): Promise<{ received: string | string[] | undefined; echoed: string | undefined }> {
   const session = await server.createSession('C0ENG');
   const agent = new ProxyAgent({ uri: session.proxyUrl, requestTls: { ca: readFileSync(server.proxy.caPath, 'utf8') } });
+  const seenBefore = upstream.requests.length;
   try {
     const response = await request(`https://${HOST}:${upstream.port}/whoami`, { dispatcher: agent });
     const echo = (await response.body.json()) as { headers: Record<string, string> };
     assert.equal(response.statusCode, 200);
-    return echo.headers.authorization;
+    return { received: recordedRequest(upstream, '/whoami', seenBefore).headers.authorization, echoed: echo.headers.authorization };
   } finally {
     await agent.close();
   }
@@ -81,7 +86,9 @@ describe('credential routes', () => {
   });
 
   test('created credential is injected at once', async () => {
-    assert.equal(await authorizationSeenUpstream(), `Bearer ${SECRET}`);
+    const authorization = await authorizationThroughProxy();
+    assert.equal(authorization.received, `Bearer ${SECRET}`);
+    assert.equal(authorization.echoed, `Bearer ${reflectionMask(SECRET)}`);
   });
 
   test('patch without secret keeps it', async () => {
@@ -90,7 +97,9 @@ describe('credential routes', () => {
     assert.equal(patched.status, 200);
     assert.deepEqual(patched.body.extraHeaders, { 'X-Api-Version': '2024-01-01' });
     assert.deepEqual(patched.body.secrets, stored.secrets);
-    assert.equal(await authorizationSeenUpstream(), `Bearer ${SECRET}`);
+    const authorization = await authorizationThroughProxy();
+    assert.equal(authorization.received, `Bearer ${SECRET}`);
+    assert.equal(authorization.echoed, `Bearer ${reflectionMask(SECRET)}`);
   });
 
   test('lastUsedAt comes from the audit log', async () => {
@@ -104,7 +113,9 @@ describe('credential routes', () => {
     const [stored] = (await api('GET', `/bundles/${bundleId}/credentials`)).body.credentials;
     const patched = await api('PATCH', `/bundles/${bundleId}/credentials/${stored.id}`, { token: `${SECRET}-v2` });
     assert.notEqual(patched.body.secrets.token.fingerprint, stored.secrets.token.fingerprint);
-    assert.equal(await authorizationSeenUpstream(), `Bearer ${SECRET}-v2`);
+    const authorization = await authorizationThroughProxy();
+    assert.equal(authorization.received, `Bearer ${SECRET}-v2`);
+    assert.equal(authorization.echoed, `Bearer ${reflectionMask(`${SECRET}-v2`)}`);
     await api('PATCH', `/bundles/${bundleId}/credentials/${stored.id}`, { token: SECRET });
   });
 

@@ -14,7 +14,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ProxyAgent, request } from 'undici';
-import { startEchoUpstream, type EchoUpstream } from '../helpers/upstreams.ts';
+import { recordedRequest, reflectionMask, startEchoUpstream, type EchoUpstream } from '../helpers/upstreams.ts';
 import { writeTestPki, type WrittenTestPki } from '../helpers/testPki.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -205,7 +205,10 @@ async function createSession(server: ServeChild, channel: string): Promise<Creat
   return created.body;
 }
 
-/** Sends a GET through the proxy as the session and returns the upstream's echo of it. */
+/**
+ * Sends a GET through the proxy as the session and returns the upstream's echo of it.
+ * The proxy masks injected secrets in the echo, so tests read them from `upstream.requests`.
+ */
 async function getThroughProxy(server: ServeChild, session: CreatedSessionJson, url: string): Promise<{ status: number; echo: EchoJson }> {
   const agent = new ProxyAgent({ uri: session.proxyUrl, requestTls: { ca: readFileSync(server.caPath, 'utf8') } });
   try {
@@ -374,9 +377,11 @@ describe('CLI against a serve process', { timeout: 180_000, concurrency: 2 }, ()
     const alpha = await getThroughProxy(server, session, `https://${API_HOST}:${upstream.port}/file-secret`);
     const beta = await getThroughProxy(server, session, `https://${OTHER_HOST}:${upstream.port}/env-secret`);
     assert.equal(alpha.status, 200);
-    assert.equal(alpha.echo.headers.authorization, 'Bearer alpha-from-file-31b8');
+    assert.equal(recordedRequest(upstream, '/file-secret').headers.authorization, 'Bearer alpha-from-file-31b8');
+    assert.equal(alpha.echo.headers.authorization, `Bearer ${reflectionMask('alpha-from-file-31b8')}`);
     assert.equal(beta.status, 200);
-    assert.equal(beta.echo.headers.authorization, 'Bearer beta-from-env-94c0');
+    assert.equal(recordedRequest(upstream, '/env-secret').headers.authorization, 'Bearer beta-from-env-94c0');
+    assert.equal(beta.echo.headers.authorization, `Bearer ${reflectionMask('beta-from-env-94c0')}`);
 
     const configBefore = await server.admin<{ bundles: Array<{ credentials: Array<{ name: string; secrets: Record<string, unknown> }> }> }>('GET', '/api/v1/config');
     const betaSecretBefore = configBefore.body.bundles[0]!.credentials.find((credential) => credential.name === 'beta')!.secrets.token as { set: boolean; fingerprint: string };
@@ -390,7 +395,8 @@ describe('CLI against a serve process', { timeout: 180_000, concurrency: 2 }, ()
     const betaSecretAfter = configAfter.body.bundles[0]!.credentials.find((credential) => credential.name === 'beta')!.secrets.token as { set: boolean; fingerprint: string };
     assert.notEqual(betaSecretAfter.fingerprint, betaSecretBefore.fingerprint);
     const rotatedBeta = await getThroughProxy(server, session, `https://${OTHER_HOST}:${upstream.port}/env-secret-rotated`);
-    assert.equal(rotatedBeta.echo.headers.authorization, 'Bearer beta-rotated-5e77');
+    assert.equal(recordedRequest(upstream, '/env-secret-rotated').headers.authorization, 'Bearer beta-rotated-5e77');
+    assert.equal(rotatedBeta.echo.headers.authorization, `Bearer ${reflectionMask('beta-rotated-5e77')}`);
 
     for (const secret of ['alpha-from-file-31b8', 'beta-from-env-94c0', 'beta-rotated-5e77']) {
       for (const output of [applied.stdout, applied.stderr, rotated.stdout, rotated.stderr, configBefore.text, configAfter.text]) {
@@ -411,7 +417,8 @@ describe('CLI against a serve process', { timeout: 180_000, concurrency: 2 }, ()
     const session = await createSession(server, 'C0SALES');
     const response = await getThroughProxy(server, session, `https://${API_HOST}:${upstream.port}/from-config`);
     assert.equal(response.status, 200);
-    assert.equal(response.echo.headers.authorization, `Bearer ${ALPHA_TOKEN}`);
+    assert.equal(recordedRequest(upstream, '/from-config').headers.authorization, `Bearer ${ALPHA_TOKEN}`);
+    assert.equal(response.echo.headers.authorization, `Bearer ${reflectionMask(ALPHA_TOKEN)}`);
   });
 
   test('session create prints json and env', async (t) => {
@@ -474,7 +481,8 @@ describe('CLI against a serve process', { timeout: 180_000, concurrency: 2 }, ()
     assert.equal(curlExitCode, 0, curlStderr);
     const echo = JSON.parse(curlStdout) as EchoJson;
     assert.equal(echo.url, '/env-session');
-    assert.equal(echo.headers.authorization, `Bearer ${ALPHA_TOKEN}`);
+    assert.equal(recordedRequest(upstream, '/env-session').headers.authorization, `Bearer ${ALPHA_TOKEN}`);
+    assert.equal(echo.headers.authorization, `Bearer ${reflectionMask(ALPHA_TOKEN)}`);
   });
 
   test('session revoke makes requests 407', async (t) => {

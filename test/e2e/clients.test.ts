@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startCliServer, type CliResult, type CliServer } from '../helpers/cliServer.ts';
-import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from '../helpers/upstreams.ts';
+import { recordedRequest, reflectionMask, startEchoUpstream, type EchoedRequest, type EchoUpstream } from '../helpers/upstreams.ts';
 
 const BEARER_SECRET = 'sk-bearer-7f3a9c1e';
 const HEADER_KEY_SECRET = 'hk-5d2b8e';
@@ -169,15 +169,19 @@ for (const client of CLIENTS) {
   describe(`run with ${client.name}`, { skip: missing(client.probe) }, () => {
     test('bearer injected on allowed host', async () => {
       const request = { url: url(HOSTS.bearer, '/v1/items?limit=2'), headers: { authorization: CLIENT_AUTHORIZATION, 'x-trace-id': 'trace-1' } };
+      const seenBefore = upstream.requests.length;
 
       const echo = parseEcho(await runAs('C0ENG', client.command(request)));
+      const received = recordedRequest(upstream, '/v1/items?limit=2', seenBefore);
 
-      assert.equal(echo.method, 'GET');
+      assert.equal(received.method, 'GET');
+      assert.deepEqual(headerValues(received, 'authorization'), [`Bearer ${BEARER_SECRET}`]);
+      assert.deepEqual(headerValues(received, 'x-trace-id'), ['trace-1']);
+      assert.deepEqual(headerValues(received, 'host'), [`${HOSTS.bearer}:${upstream.port}`]);
+      assert.deepEqual(headerValues(received, 'proxy-authorization'), []);
+      // The client reads the echo through the proxy, which masks the injected token in it.
       assert.equal(echo.url, '/v1/items?limit=2');
-      assert.deepEqual(headerValues(echo, 'authorization'), [`Bearer ${BEARER_SECRET}`]);
-      assert.deepEqual(headerValues(echo, 'x-trace-id'), ['trace-1']);
-      assert.deepEqual(headerValues(echo, 'host'), [`${HOSTS.bearer}:${upstream.port}`]);
-      assert.deepEqual(headerValues(echo, 'proxy-authorization'), []);
+      assert.deepEqual(headerValues(echo, 'authorization'), [`Bearer ${reflectionMask(BEARER_SECRET)}`]);
     });
 
     test('neighbouring host tunnelled without credential', async () => {
@@ -218,30 +222,43 @@ describe('run with curl and other credential types', { skip: missing(CLIENTS[0]!
 
   test('api_key header replaces client copy', async () => {
     const request = { url: url(HOSTS.headerKey, '/v2/data'), headers: { 'X-Api-Key': 'client-own-key' } };
+    const seenBefore = upstream.requests.length;
 
     const echo = parseEcho(await runAs('C0ENG', curl.command(request)));
+    const received = recordedRequest(upstream, '/v2/data', seenBefore);
 
-    assert.deepEqual(headerValues(echo, 'x-api-key'), [`key-${HEADER_KEY_SECRET}`]);
-    assert.deepEqual(headerValues(echo, 'authorization'), []);
+    assert.deepEqual(headerValues(received, 'x-api-key'), [`key-${HEADER_KEY_SECRET}`]);
+    assert.deepEqual(headerValues(received, 'authorization'), []);
+    assert.deepEqual(headerValues(echo, 'x-api-key'), [`key-${reflectionMask(HEADER_KEY_SECRET)}`]);
   });
 
   test('api_key query parameter replaces client copy', async () => {
     const request = { url: url(HOSTS.queryKey, '/v2/search?q=a%20b&api_key=client-own-key&page=2'), headers: {} };
+    const seenBefore = upstream.requests.length;
 
     const echo = parseEcho(await runAs('C0ENG', curl.command(request)));
+    const [received, ...others] = upstream.requests.slice(seenBefore);
 
-    assert.equal(echo.url, `/v2/search?q=a%20b&page=2&api_key=${encodeURIComponent(QUERY_KEY_SECRET)}`);
-    assert.equal(echo.url, '/v2/search?q=a%20b&page=2&api_key=qk%2F9%2Be%3D1');
+    assert.equal(others.length, 0);
+    assert.equal(received?.url, `/v2/search?q=a%20b&page=2&api_key=${encodeURIComponent(QUERY_KEY_SECRET)}`);
+    assert.equal(received?.url, '/v2/search?q=a%20b&page=2&api_key=qk%2F9%2Be%3D1');
+    // The proxy masks the URL-encoded form of the key in the echo.
+    assert.equal(echo.url, `/v2/search?q=a%20b&page=2&api_key=${reflectionMask(encodeURIComponent(QUERY_KEY_SECRET))}`);
   });
 
   test('basic_auth header replaces client copy', async () => {
     const request = { url: url(HOSTS.basic, '/reports'), headers: { authorization: CLIENT_AUTHORIZATION } };
+    const seenBefore = upstream.requests.length;
 
     const echo = parseEcho(await runAs('C0ENG', curl.command(request)));
+    const received = recordedRequest(upstream, '/reports', seenBefore);
 
     const expected = `Basic ${Buffer.from(`${BASIC_USER}:${BASIC_PASSWORD}`).toString('base64')}`;
     assert.equal(expected, 'Basic c3ZjLXJlcG9ydGluZzpwQHNzOncwcmQ=');
-    assert.deepEqual(headerValues(echo, 'authorization'), [expected]);
+    assert.deepEqual(headerValues(received, 'authorization'), [expected]);
+    // Only the base64 characters that encode password bits alone are masked. The username
+    // part stays, and so does the final `Q`, whose bits would change with a byte after the password.
+    assert.deepEqual(headerValues(echo, 'authorization'), ['Basic c3ZjLXJlcG9ydGluZzp***********Q=']);
   });
 });
 

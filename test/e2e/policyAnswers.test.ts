@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { startHarness, type Harness } from '../helpers/harness.ts';
-import { startEchoUpstream, type EchoedRequest, type EchoUpstream } from '../helpers/upstreams.ts';
+import { recordedRequest, reflectionMask, startEchoUpstream, type EchoedRequest, type EchoUpstream } from '../helpers/upstreams.ts';
 import type { CreatedSession } from '../../src/sessions/sessionService.ts';
 
 const SECRET = 'sk-policy-4e1d7b';
@@ -459,11 +459,14 @@ describe('credential selection', () => {
       otherCredentials: [bearerCredential('example-wildcard', OTHER_SECRET, [`*.example.test:${upstream.port}`])],
     });
 
-    const exact = await requestInTunnel(await openTunnel(proxy), { servername: API_HOST, ca: proxy.proxyCaPem, headers: { host: apiTarget() } });
-    const wildcard = await requestInTunnel(await openTunnel(proxy, apiTarget(OTHER_HOST)), { servername: OTHER_HOST, ca: proxy.proxyCaPem, headers: { host: apiTarget(OTHER_HOST) } });
+    const seenBefore = upstream.requests.length;
+    const exact = await requestInTunnel(await openTunnel(proxy), { servername: API_HOST, ca: proxy.proxyCaPem, path: '/exact', headers: { host: apiTarget() } });
+    const wildcard = await requestInTunnel(await openTunnel(proxy, apiTarget(OTHER_HOST)), { servername: OTHER_HOST, ca: proxy.proxyCaPem, path: '/wildcard', headers: { host: apiTarget(OTHER_HOST) } });
 
-    assert.equal(echoOf(exact).headers.authorization, `Bearer ${SECRET}`);
-    assert.equal(echoOf(wildcard).headers.authorization, `Bearer ${OTHER_SECRET}`);
+    assert.equal(recordedRequest(upstream, '/exact', seenBefore).headers.authorization, `Bearer ${SECRET}`);
+    assert.equal(recordedRequest(upstream, '/wildcard', seenBefore).headers.authorization, `Bearer ${OTHER_SECRET}`);
+    assert.equal(echoOf(exact).headers.authorization, `Bearer ${reflectionMask(SECRET)}`);
+    assert.equal(echoOf(wildcard).headers.authorization, `Bearer ${reflectionMask(OTHER_SECRET)}`);
   });
 });
 
@@ -513,7 +516,10 @@ describe('intercepted requests', () => {
     assert.equal(upstream.requests.length, seenBefore);
 
     const read = await requestInTunnel(await openTunnel(proxy), { servername: API_HOST, ca: proxy.proxyCaPem, path: '/v1/items', headers: { host: apiTarget() } });
-    assert.equal(echoOf(read).headers.authorization, `Bearer ${SECRET}`);
+    assert.equal(echoOf(read).headers.authorization, `Bearer ${reflectionMask(SECRET)}`);
+    const received = recordedRequest(upstream, '/v1/items', seenBefore);
+    assert.equal(received.method, 'GET');
+    assert.equal(received.headers.authorization, `Bearer ${SECRET}`);
   });
 
   test('rules restrict methods and paths', async (t) => {
@@ -522,9 +528,11 @@ describe('intercepted requests', () => {
     const send = async (method: string, path: string) =>
       requestInTunnel(await openTunnel(proxy), { servername: API_HOST, ca: proxy.proxyCaPem, method, path, headers: { host: apiTarget() } });
 
+    const allowedBefore = upstream.requests.length;
     const allowed = echoOf(await send('GET', '/v1/items/42?expand=1'));
     assert.equal(allowed.url, '/v1/items/42?expand=1');
-    assert.equal(allowed.headers.authorization, `Bearer ${SECRET}`);
+    assert.equal(allowed.headers.authorization, `Bearer ${reflectionMask(SECRET)}`);
+    assert.equal(recordedRequest(upstream, '/v1/items/42?expand=1', allowedBefore).headers.authorization, `Bearer ${SECRET}`);
 
     // Dot segments are resolved before the rules see the path, and the upstream gets the resolved path.
     const dotted = echoOf(await send('GET', '/v1/other/../items/7'));

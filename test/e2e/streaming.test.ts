@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { ProxyAgent, request } from 'undici';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { CreatedSession } from '../../src/sessions/sessionService.ts';
-import { startEchoUpstream, type EchoUpstream } from '../helpers/upstreams.ts';
+import { recordedRequest, reflectionMask, startEchoUpstream, type EchoUpstream } from '../helpers/upstreams.ts';
 import { writeTestPki } from '../helpers/testPki.ts';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -65,6 +65,11 @@ interface UploadReport {
 
 let workDir: string;
 let upstream: EchoUpstream;
+/**
+ * Every report the upload route sent, with its request URL. Tests read the injected
+ * Authorization here, because the proxy masks it in the report the client receives.
+ */
+const uploadsReceived: Array<{ url: string; report: UploadReport }> = [];
 let webSockets: WebSocketServer;
 let webSocketUpgrades: http.IncomingHttpHeaders[];
 let rawServer: net.Server;
@@ -107,6 +112,7 @@ function uploadRoute(req: http.IncomingMessage, res: http.ServerResponse): void 
       expect: headerOrNull(req.headers.expect),
       authorization: headerOrNull(req.headers.authorization),
     };
+    uploadsReceived.push({ url: req.url ?? '', report });
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify(report));
   });
@@ -349,6 +355,7 @@ describe('streaming through the proxy', { timeout: 300_000 }, () => {
   test('200 MiB upload keeps proxy memory bounded', async (t) => {
     const session = await createSession(CHANNEL);
     const url = `https://${API_HOST}:${upstream.port}/upload`;
+    const uploadsBefore = uploadsReceived.length;
 
     const warmUp = await runCurl(session, ['--upload-file', '-', `${url}?size=warm-up`], { stdin: blocks(WARM_UP_BYTES) });
     assert.equal(warmUp.exitCode, 0, warmUp.stderr);
@@ -373,7 +380,12 @@ describe('streaming through the proxy', { timeout: 300_000 }, () => {
     assert.equal(report.sha256, sha256OfBlocks(LARGE_BODY_BYTES));
     assert.ok(growth < MAX_RSS_GROWTH_BYTES, `proxy RSS grew by ${(growth / MiB).toFixed(1)} MiB during the upload; the bound is ${MAX_RSS_GROWTH_BYTES / MiB} MiB`);
     assert.equal(report.transferEncoding, 'chunked');
-    assert.equal(report.authorization, `Bearer ${INJECTED_TOKEN}`);
+    assert.equal(report.authorization, `Bearer ${reflectionMask(INJECTED_TOKEN)}`);
+    assert.deepEqual(
+      uploadsReceived.slice(uploadsBefore).map((upload) => upload.url),
+      ['/upload?size=warm-up', '/upload?size=large'],
+    );
+    assert.deepEqual(uploadsReceived.at(-1)!.report, { ...report, authorization: `Bearer ${INJECTED_TOKEN}` });
 
     const event = await waitForAuditEvent(`credential=${CREDENTIAL}`, (candidate) => candidate.path === '/upload?size=' && candidate.bytesIn === LARGE_BODY_BYTES);
     assert.equal(event.method, 'PUT');
@@ -441,6 +453,7 @@ describe('streaming through the proxy', { timeout: 300_000 }, () => {
 
   test('Expect 100-continue upload completes', async () => {
     const session = await createSession(CHANNEL);
+    const uploadsBefore = uploadsReceived.length;
     const bodyPath = path.join(workDir, 'expect-body.bin');
     const body = Buffer.concat([...blocks(2_000_000)]);
     writeFileSync(bodyPath, body);
@@ -458,12 +471,17 @@ describe('streaming through the proxy', { timeout: 300_000 }, () => {
     assert.equal(report.sha256, createHash('sha256').update(body).digest('hex'));
     assert.equal(report.contentLength, '2000000');
     assert.equal(report.expect, null);
-    assert.equal(report.authorization, `Bearer ${INJECTED_TOKEN}`);
+    assert.equal(report.authorization, `Bearer ${reflectionMask(INJECTED_TOKEN)}`);
+    const received = uploadsReceived.slice(uploadsBefore);
+    assert.equal(received.length, 1);
+    assert.equal(received[0]!.url, '/upload');
+    assert.deepEqual(received[0]!.report, { ...report, authorization: `Bearer ${INJECTED_TOKEN}` });
   });
 
   test('keep-alive tunnel serves several requests', async () => {
     const session = await createSession(CHANNEL);
     const authority = `${API_HOST}:${upstream.port}`;
+    const seenBefore = upstream.requests.length;
     let tunnels = 0;
     const onProxyConnected = (message: unknown) => {
       if ((message as { connectParams: { path: string } }).connectParams.path === authority) tunnels += 1;
@@ -484,7 +502,11 @@ describe('streaming through the proxy', { timeout: 300_000 }, () => {
 
       assert.deepEqual(
         responses.map((response) => [response.status, response.echo.url, response.echo.headers.authorization]),
-        paths.map((requestPath) => [200, requestPath, `Bearer ${INJECTED_TOKEN}`]),
+        paths.map((requestPath) => [200, requestPath, `Bearer ${reflectionMask(INJECTED_TOKEN)}`]),
+      );
+      assert.deepEqual(
+        paths.map((requestPath) => recordedRequest(upstream, requestPath, seenBefore).headers.authorization),
+        paths.map(() => `Bearer ${INJECTED_TOKEN}`),
       );
       assert.equal(sequential.statusCode, 200);
       assert.equal(sequentialEcho.url, '/six');

@@ -79,3 +79,22 @@ export async function startEchoUpstream(
     },
   };
 }
+
+/**
+ * Returns the one request the upstream recorded for `url` (path and query) at index
+ * `since` or later, and throws when it recorded none or several. The upstream's record
+ * is where tests read injected credentials, because the proxy masks them in the echo
+ * that the client reads.
+ */
+export function recordedRequest(upstream: EchoUpstream, url: string, since = 0): EchoedRequest {
+  const matches = upstream.requests.slice(since).filter((request) => request.url === url);
+  if (matches.length !== 1) {
+    throw new Error(`the echo upstream recorded ${matches.length} requests for ${url} since request ${since}; expected 1`);
+  }
+  return matches[0]!;
+}
+
+/** Builds the mask the proxy writes over an echoed secret: one `*` per UTF-8 byte of `secret`. */
+export function reflectionMask(secret: string): string {
+  return '*'.repeat(Buffer.byteLength(secret, 'utf8'));
+}
