@@ -27,7 +27,7 @@ export interface SandboxTarget {
   port: number;
 }
 
-/** What the proxy knows about the request before it reads it: who sends it, where to, and with which credential. */
+/** What the proxy has decided about a request before reading it: the session, the target and the credential. */
 export interface RequestContext {
   session: Session;
   target: SandboxTarget;
@@ -50,7 +50,7 @@ export class SandboxRequestHandler {
     this.#deps = deps;
   }
 
-  /** Forwards `req` to the context's target and streams the answer into `res`. Never throws. */
+  /** Forwards `req` to the context's target and streams the response into `res`. Never throws. */
   async handle(context: RequestContext, req: IncomingMessage, res: ServerResponse, pathWithQuery: string): Promise<void> {
     const started = performance.now();
     const method = req.method ?? 'GET';
@@ -94,7 +94,7 @@ export class SandboxRequestHandler {
   }
 
   /**
-   * Sends the request upstream and streams the answer back. When the answer shows
+   * Sends the request upstream and streams the response back. When the response shows
    * that an injected OAuth token is no longer valid, the token is dropped and, if
    * the request body can be sent again, the request is retried once with a new token.
    */

@@ -300,7 +300,7 @@ function peekFirstByte(socket: Duplex): Promise<number | null> {
   });
 }
 
-/** Serialises a complete HTTP/1.1 response for a raw socket (CONNECT answers and refused upgrades). */
+/** Serialises a complete HTTP/1.1 response for a raw socket (CONNECT responses and rejected upgrades). */
 export function rawResponse(status: number, headers: Record<string, string>, body: string): string {
   const lines = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`];
   for (const [name, value] of Object.entries(headers)) {
