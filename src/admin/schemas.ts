@@ -47,6 +47,9 @@ export const presetCredentialBodySchema = z.strictObject({
   bundleId: z.string().min(1),
   name: z.string(),
   values: z.record(z.string(), z.string()).default(() => ({})),
+  // A preset names no access, so the least that works is the default: an agent gets write
+  // access to an app only when an admin chooses it.
+  access: z.enum(['read', 'read_write']).default('read'),
 });
 
 /** Returns zod issues with dotted paths, for the API's own schemas. */

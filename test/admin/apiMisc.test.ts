@@ -148,8 +148,22 @@ describe('preset routes', () => {
     assert.equal(created.body.bundleId, bundle.body.id);
     assert.equal(created.body.type, 'bearer_token');
     assert.deepEqual(created.body.allowedWebsites, ['api.github.com']);
+    assert.equal(created.body.access, 'read');
     assert.equal(created.body.secrets.token.set, true);
     assert.equal(created.text.includes(token), false);
+  });
+
+  test('preset credential with write access', async () => {
+    const bundle = (await call(server, 'POST', '/bundles', { name: 'code-writers', channels: ['C0WRITE'] })).body;
+    const created = await call(server, 'POST', '/presets/github/credential', {
+      bundleId: bundle.id,
+      name: 'github-writer',
+      values: { token: 'ghp_presetWriter456' },
+      access: 'read_write',
+    });
+
+    assert.equal(created.status, 201);
+    assert.equal(created.body.access, 'read_write');
   });
 
   test('bad preset values are 400', async () => {

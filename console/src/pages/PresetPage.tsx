@@ -12,6 +12,7 @@ import { savedMessage } from './ConnectAppPage.tsx';
 
 function PresetForm({ bundleId, preset, onCancel }: { bundleId: string; preset: Preset; onCancel: () => void }) {
   const [name, setName] = useState(preset.id);
+  const [access, setAccess] = useState<'read' | 'read_write'>('read');
   const [values, setValues] = useState<Record<string, string>>(() => Object.fromEntries(preset.fields.map((field) => [field.name, field.options?.[0]?.value ?? ''])));
   const [errors, setErrors] = useState<Record<string, string[]>>({});
   const [saving, setSaving] = useState(false);
@@ -22,7 +23,7 @@ function PresetForm({ bundleId, preset, onCancel }: { bundleId: string; preset: 
     setErrors({});
     try {
       const filled = Object.fromEntries(Object.entries(values).filter(([, value]) => value.trim() !== ''));
-      const saved = await api<CredentialView>('POST', `/presets/${encodeURIComponent(preset.id)}/credential`, { bundleId, name: name.trim(), values: filled });
+      const saved = await api<CredentialView>('POST', `/presets/${encodeURIComponent(preset.id)}/credential`, { bundleId, name: name.trim(), values: filled, access });
       setFlash(savedMessage(saved));
       navigate(`/bundles/${encodeURIComponent(bundleId)}/credentials`);
     } catch (error) {
@@ -86,6 +87,14 @@ function PresetForm({ bundleId, preset, onCancel }: { bundleId: string; preset: 
         )}
       </Field>
       {preset.fields.map(renderField)}
+      <Field id="preset-access" label="Access" help="Read only allows GET, HEAD and OPTIONS. Choose read and write only if agents must change data in this app." errors={errors.access}>
+        {(describedBy) => (
+          <select id="preset-access" name="access" aria-describedby={describedBy} value={access} onChange={(event) => setAccess(event.target.value as 'read' | 'read_write')}>
+            <option value="read">Read only</option>
+            <option value="read_write">Read and write</option>
+          </select>
+        )}
+      </Field>
       <div className="form-actions">
         <button type="submit" className="primary" disabled={saving}>
           {saving ? 'Saving…' : `Add ${preset.name}`}

@@ -47,13 +47,13 @@ export function registerPresetRoutes(api: FastifyInstance, { deps, editor, views
     if (!parsed.success) {
       throw validationError('preset request', issuesOf(parsed.error));
     }
-    const { bundleId, name, values } = parsed.data;
+    const { bundleId, name, values, access } = parsed.data;
 
     const built = catalogue().buildCredentialFromPreset(preset, name, values);
     if (!built.ok) {
       throw validationError('preset field values', built.issues);
     }
-    const credential = validateCredential(built.document);
+    const credential = validateCredential({ ...(built.document as Record<string, unknown>), access });
     const { config } = await editor.update(request, (current) => addCredential(current, bundleId, credential));
     return reply.code(201).send(await views.credential(credentialNamed(config, credential.name)));
   });
