@@ -160,9 +160,9 @@ export function CredentialForm({ bundleId, definition, existing, onSaved, onCanc
   return (
     <form className="card form" onSubmit={onSubmit} noValidate>
       <FormErrors messages={errors['']} />
-      {textInput('name', 'Name', 'A unique name for this credential, used in the audit log and by agent-proxy test-connection: lower-case letters, digits, - and _.', { required: true, placeholder: 'salesforce' })}
+      {textInput('name', 'Name', 'A unique name for this credential, used in the audit log and by agent-proxy test-connection: lower-case letters, digits, - and _.', { required: true, placeholder: 'crm-readonly' })}
       {definition.fields.filter((field) => !field.advanced).map(renderTypeField)}
-      {textArea('allowedWebsites', 'Allowed websites', 'The API hosts this credential may be sent to, one per line: a host such as yourorg.my.salesforce.com (your Salesforce instance, not login.salesforce.com), *.example.com, or host:port. No https:// and no path.', 'yourorg.my.salesforce.com')}
+      {textArea('allowedWebsites', 'Allowed websites', 'The API hosts this credential may be sent to, one per line: a host such as api.example.com, *.example.com, or host:port (for Salesforce, the instance yourorg.my.salesforce.com, not login.salesforce.com). No https:// and no path.', 'api.example.com')}
       <Field id={fieldId('access')} label="Access" help="Read only allows GET, HEAD and OPTIONS requests; read and write allows every method." errors={errors.access}>
         {(describedBy) => (
           <select id={fieldId('access')} name="access" aria-describedby={describedBy} value={values.access} onChange={(event) => set('access', event.target.value)}>
