@@ -1,4 +1,4 @@
-import type { AuditEvent } from '../domain/types.ts';
+import type { AuditDecision, AuditEvent } from '../domain/types.ts';
 import type { Logger } from '../log.ts';
 import type { Store } from '../store/store.ts';
 
@@ -57,6 +57,20 @@ export class AuditLog {
     });
     return this.#writing;
   }
+}
+
+/**
+ * Returns the audit decision of a request the proxy handled: allowed without an error
+ * code, error when the proxy or the upstream failed (5xx), denied for any other refusal.
+ */
+export function auditDecision(errorCode: string | null, status: number | null): AuditDecision {
+  if (!errorCode) {
+    return 'allowed';
+  }
+  if (status !== null && status >= 500) {
+    return 'error';
+  }
+  return 'denied';
 }
 
 /** Keeps a path and its query keys but drops every query value: `/search?q=secret&page=2` → `/search?q=&page=`. */

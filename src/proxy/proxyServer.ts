@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { AuditLog } from '../audit/auditLog.ts';
+import { auditDecision, type AuditLog } from '../audit/auditLog.ts';
 import type { Session } from '../domain/types.ts';
 import { ProxyError, problemResponse } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -281,11 +281,11 @@ export class ProxyServer {
     method: string | null = 'CONNECT',
   ): void {
     if (error?.code === 'rate_limited') {
-      // The limiter logs a limited address once per window; an audit row and a log line per
+      // The limiter logs a limited address once per window. An audit row and a log line per
       // rejected attempt would let a flood of bad credentials fill the database and the log.
       return;
     }
-    const decision = error ? (error.status >= 500 ? 'error' : 'denied') : 'allowed';
+    const decision = auditDecision(error?.code ?? null, error?.status ?? null);
     this.#deps.audit.record({
       kind: error ? 'refusal' : 'tunnel',
       decision,

@@ -6,7 +6,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
 import zlib from 'node:zlib';
 import type { Dispatcher } from 'undici';
-import { pathForAudit, type AuditLog } from '../audit/auditLog.ts';
+import { auditDecision, pathForAudit, type AuditLog } from '../audit/auditLog.ts';
 import { INVALID_TOKEN_BODY_PEEK_BYTES, showsInvalidToken, type OAuthProvider } from '../credentials/oauth/providerRules.ts';
 import { isOAuthCredential } from '../credentials/oauth/grants.ts';
 import type { TokenManager } from '../credentials/oauth/tokenManager.ts';
@@ -27,7 +27,7 @@ export interface SandboxTarget {
   port: number;
 }
 
-/** What the proxy has decided about a request before reading it: the session, the target and the credential. */
+/** The proxy's decisions about a request before its body is read: the session, the target and the credential. */
 export interface RequestContext {
   session: Session;
   target: SandboxTarget;
@@ -202,7 +202,7 @@ export class SandboxRequestHandler {
 
   #finish(context: RequestContext, method: string, pathWithQuery: string, outcome: Outcome, durationMs: number): void {
     const auditPath = pathForAudit(pathWithQuery);
-    const decision = outcome.errorCode ? (outcome.status !== null && outcome.status >= 500 ? 'error' : 'denied') : 'allowed';
+    const decision = auditDecision(outcome.errorCode, outcome.status);
 
     this.#deps.audit.record({
       kind: outcome.errorCode && outcome.status !== null && outcome.status < 500 ? 'refusal' : 'request',
@@ -267,7 +267,7 @@ type RequestBody = { replayable: true; buffer: Buffer | null } | { replayable: f
 export const MAX_REPLAY_BODY_BYTES = 64 * 1024;
 
 interface Outcome {
-  /** Who the injected OAuth token acts for, so the audit shows which user each call ran as. */
+  /** Subject the injected OAuth token acts for, so the audit shows which user each call ran as. */
   subject: string | null;
   status: number | null;
   errorCode: string | null;

@@ -7,8 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { AuditLog } from '../audit/auditLog.ts';
-import { pathForAudit } from '../audit/auditLog.ts';
+import { auditDecision, pathForAudit, type AuditLog } from '../audit/auditLog.ts';
 import { applyQueryInjection, injectedHeaderNames, removeClientQueryCredentials, injectedValues, type CredentialInjector } from '../credentials/injection.ts';
 import { problemResponse, type ProxyError } from '../errors.ts';
 import type { Logger } from '../log.ts';
@@ -89,7 +88,7 @@ export class WebSocketRelay {
 
     this.#deps.audit.record({
       kind: 'request',
-      decision: errorCode ? (status !== null && status >= 500 ? 'error' : 'denied') : 'allowed',
+      decision: auditDecision(errorCode, status),
       errorCode: errorCode ?? (redactions > 0 ? RESPONSE_REDACTED : null),
       sessionId: context.session.id,
       channel: context.session.channel,

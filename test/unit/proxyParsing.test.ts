@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { pathForAudit } from '../../src/audit/auditLog.ts';
+import { auditDecision, pathForAudit } from '../../src/audit/auditLog.ts';
 import { applyQueryInjection, DefaultCredentialInjector } from '../../src/credentials/injection.ts';
 import type { Credential, CredentialSettings } from '../../src/domain/types.ts';
 import { formatAuthority, parseConnectAuthority } from '../../src/proxy/authority.ts';
@@ -134,6 +134,13 @@ describe('request targets and audit paths', () => {
 
     assert.ok(typeof result !== 'string');
     assert.equal(result.code, 'bad_request');
+  });
+
+  test('audit decision follows code and status', () => {
+    assert.equal(auditDecision(null, 200), 'allowed');
+    assert.equal(auditDecision('egress_denied', 403), 'denied');
+    assert.equal(auditDecision('proxy_auth_required', null), 'denied');
+    assert.equal(auditDecision('upstream_unreachable', 502), 'error');
   });
 
   test('audit paths keep query keys and drop values', () => {

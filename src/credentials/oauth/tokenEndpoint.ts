@@ -1,5 +1,5 @@
 // One request to an OAuth 2.0 token endpoint (RFC 6749 §3.2): a form-encoded POST
-// whose JSON answer is parsed here and never handed to the sandbox.
+// whose JSON response is parsed here and never handed to the sandbox.
 
 import type { Dispatcher } from 'undici';
 import { maskText, reflectionPatterns } from '../../proxy/reflectionRedactor.ts';
@@ -39,7 +39,7 @@ export interface TokenRequest {
   headers: Record<string, string>;
 }
 
-/** Posts a token request and returns the parsed answer, or throws TokenEndpointError. Never follows a redirect. */
+/** Posts a token request and returns the parsed response, or throws TokenEndpointError. Never follows a redirect. */
 export async function postTokenRequest(dispatcher: Dispatcher, request: TokenRequest): Promise<TokenResponse> {
   const url = new URL(request.tokenUrl);
   let response: Dispatcher.ResponseData;
